@@ -1,0 +1,46 @@
+# meshroll — make targets. `make demo` and `make test` are the two commands a
+# newcomer runs (see README.md).
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/meshroll/meshroll/internal/cli.version=$(VERSION)
+PKGS      := ./...
+# Integration tests start real kube-apiservers; give a cold machine time to
+# build the sandbox binaries first (sandbox-bin) and the tests room to run.
+TESTFLAGS ?= -race -count=1 -timeout 40m
+
+.PHONY: all build demo test test-unit test-e2e bench lint verify sandbox-bin clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/meshroll ./cmd/meshroll
+
+demo: build
+	$(BIN)/meshroll demo
+
+# sandbox-bin builds (once, cached under the user cache dir) the real
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok.
+sandbox-bin: build
+	$(BIN)/meshroll sandbox build
+
+test: lint sandbox-bin
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+test-unit:
+	$(GO) test -race -short -count=1 $(PKGS)
+
+bench: sandbox-bin
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^sandbox/toolsrc/')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+verify: lint
+	$(GO) mod tidy
+	git diff --exit-code go.mod go.sum
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/meshroll/meshroll/sandbox"
+	"github.com/meshroll/meshroll/sandbox/injector"
+)
+
+// sandboxOptions binds the flags shared by the sandbox commands.
+type sandboxOptions struct {
+	dir   string
+	nodes int
+}
+
+func (o *sandboxOptions) bind(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&o.dir, "dir", sandbox.DefaultDir(), "sandbox state directory (certs, data, logs)")
+}
+
+// upOptions starts the sandbox with meshroll's own injector as its extra
+// process, so Istio's real webhooks have something to call.
+func (o *sandboxOptions) upOptions(cmd *cobra.Command) (sandbox.Options, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return sandbox.Options{}, fmt.Errorf("failed to locate the meshroll binary for the sandbox injector: %w", err)
+	}
+	return sandbox.Options{
+		Dir:      o.dir,
+		Nodes:    o.nodes,
+		Out:      cmd.ErrOrStderr(),
+		Injector: []string{exe, "sandbox", "injector", "--dir", o.dir},
+	}, nil
+}
+
+func newSandboxCmd() *cobra.Command {
+	o := &sandboxOptions{}
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Run a real local Kubernetes control plane (kube-apiserver, etcd, kwok) on 127.0.0.1",
+	}
+	o.bind(cmd)
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Start the sandbox (a no-op when it already runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := o.upOptions(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := sandbox.Up(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "sandbox ready: %d nodes; export KUBECONFIG=%s\n", st.NodesReady, st.Kubeconfig)
+			return nil
+		},
+	}
+	up.Flags().IntVar(&o.nodes, "nodes", 3, "number of fake (kwok) nodes")
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Stop every sandbox process",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := sandbox.Down(cmd.Context(), o.dir); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "sandbox stopped")
+			return nil
+		},
+	}
+	out := &outputFlag{}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show which sandbox processes run and where",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.validate(); err != nil {
+				return err
+			}
+			st, err := sandbox.Status(cmd.Context(), o.dir)
+			if err != nil {
+				return err
+			}
+			return out.print(cmd.OutOrStdout(), st, func(w *tabwriter.Writer) error { return printSandboxStatus(w, st) })
+		},
+	}
+	out.bind(status)
+	kubeconfig := &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Print the path of the sandbox's admin kubeconfig",
+		Long:  "Print the path of the sandbox's admin kubeconfig, so that `export KUBECONFIG=$(meshroll sandbox kubeconfig)` works.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := sandbox.KubeconfigPath(o.dir)
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("no sandbox kubeconfig at %s: start the sandbox with `meshroll sandbox up`", path)
+			}
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), path)
+			return err
+		},
+	}
+	build := &cobra.Command{
+		Use:   "build",
+		Short: "Build (or find cached) the sandbox's component binaries and print their directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := sandbox.EnsureBinaries(cmd.Context(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), dir)
+			return err
+		},
+	}
+	cmd.AddCommand(up, down, status, kubeconfig, build, newInjectorCmd(o))
+	return cmd
+}
+
+// newInjectorCmd is the sandbox's injector process; `sandbox up` starts it.
+func newInjectorCmd(o *sandboxOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:    "injector",
+		Short:  "Serve Istio sidecar injection for the sandbox (started by `sandbox up`)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			port, err := strconv.Atoi(os.Getenv("MESHROLL_INJECTOR_PORT"))
+			if err != nil || port <= 0 {
+				return fmt.Errorf("MESHROLL_INJECTOR_PORT is not set: the injector is started by `meshroll sandbox up`")
+			}
+			cfg, err := clientcmd.BuildConfigFromFlags("", sandbox.KubeconfigPath(o.dir))
+			if err != nil {
+				return fmt.Errorf("failed to load sandbox kubeconfig: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			return injector.Run(cmd.Context(), cfg, injector.Options{
+				Addr:    fmt.Sprintf("127.0.0.1:%d", port),
+				CertDir: filepath.Join(o.dir, "injector"),
+				Logger:  log,
+			})
+		},
+	}
+}
+
+func printSandboxStatus(w *tabwriter.Writer, st *sandbox.State) error {
+	health := "healthy"
+	if !st.Healthy {
+		health = "NOT healthy (run `meshroll sandbox up` to restart what is missing)"
+	}
+	fmt.Fprintf(w, "sandbox %s: %s, %d/%d nodes ready\nkubeconfig: %s\n\n", st.Dir, health, st.NodesReady, st.Nodes, st.Kubeconfig)
+	fmt.Fprintln(w, "PROCESS\tPID\tRUNNING\tHEALTHY\tLOG")
+	for _, p := range st.Processes {
+		fmt.Fprintf(w, "%s\t%d\t%t\t%t\t%s\n", p.Name, p.PID, p.Running, p.Healthy, p.Log)
+	}
+	return nil
+}

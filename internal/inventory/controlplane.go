@@ -1,0 +1,286 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshroll/meshroll/internal/istio"
+)
+
+// AnnotationWebhookService names the Service behind a webhook that uses
+// clientConfig.url ("ns/name:port/path"). The sandbox rewrites Istio's
+// Service-based webhooks to loopback URLs and records the original target
+// here, so missing-Service checks keep working there.
+const AnnotationWebhookService = "sandbox.meshroll.io/service"
+
+const (
+	kindMutating   = "MutatingWebhookConfiguration"
+	kindValidating = "ValidatingWebhookConfiguration"
+	// injectorWebhookSuffix ends the name of every webhook in an Istio
+	// injector configuration ("rev.namespace.sidecar-injector.istio.io").
+	injectorWebhookSuffix = "sidecar-injector.istio.io"
+	// discoveryContainer is the istiod container that carries the release image.
+	discoveryContainer = "discovery"
+)
+
+// controlPlane is the raw istio-system read, before it becomes snapshot rows.
+type controlPlane struct {
+	deployments []appsv1.Deployment
+	configMaps  []corev1.ConfigMap
+	services    map[string]bool // "ns/name"
+	mutating    []admissionv1.MutatingWebhookConfiguration
+	validating  []admissionv1.ValidatingWebhookConfiguration
+}
+
+// readControlPlane reads the few objects that describe Istio itself. They are
+// small and few, so typed unpaged LISTs are fine.
+func readControlPlane(ctx context.Context, c Clients) (*controlPlane, error) {
+	var cp controlPlane
+	deps, err := c.Kube.AppsV1().Deployments(istio.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=istiod"})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list istiod deployments in %q: %w", istio.SystemNamespace, err)
+	}
+	cp.deployments = deps.Items
+	cms, err := c.Kube.CoreV1().ConfigMaps(istio.SystemNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list configmaps in %q: %w", istio.SystemNamespace, err)
+	}
+	for _, cm := range cms.Items {
+		if cm.Name == istio.InjectorConfigMapPrefix || strings.HasPrefix(cm.Name, istio.InjectorConfigMapPrefix+"-") {
+			cp.configMaps = append(cp.configMaps, cm)
+		}
+	}
+	mwcs, err := c.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list %s: %w", "mutatingwebhookconfigurations", err)
+	}
+	for _, w := range mwcs.Items {
+		if isIstioWebhook(w.ObjectMeta) {
+			cp.mutating = append(cp.mutating, w)
+		}
+	}
+	vwcs, err := c.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list %s: %w", "validatingwebhookconfigurations", err)
+	}
+	for _, w := range vwcs.Items {
+		if isIstioWebhook(w.ObjectMeta) {
+			cp.validating = append(cp.validating, w)
+		}
+	}
+	cp.services = map[string]bool{}
+	namespaces := map[string]bool{istio.SystemNamespace: true}
+	for _, t := range cp.webhookTargets() {
+		if ns, _, ok := strings.Cut(t, "/"); ok {
+			namespaces[ns] = true
+		}
+	}
+	for ns := range namespaces {
+		svcs, err := c.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("failed to list services in %q: %w", ns, err)
+		}
+		for _, s := range svcs.Items {
+			cp.services[s.Namespace+"/"+s.Name] = true
+		}
+	}
+	return &cp, nil
+}
+
+// isIstioWebhook keeps Istio's webhook configurations: they carry istio.io/rev
+// (injectors, tags, validators) or are the legacy istiod-default-validator.
+func isIstioWebhook(m metav1.ObjectMeta) bool {
+	_, ok := m.Labels[istio.LabelRev]
+	return ok || m.Name == "istiod-default-validator"
+}
+
+func (cp *controlPlane) webhookTargets() []string {
+	var out []string
+	for _, w := range cp.mutating {
+		for _, wh := range w.Webhooks {
+			out = append(out, target(w.Annotations, wh.ClientConfig))
+		}
+	}
+	for _, w := range cp.validating {
+		for _, wh := range w.Webhooks {
+			out = append(out, target(w.Annotations, wh.ClientConfig))
+		}
+	}
+	return out
+}
+
+// target renders a webhook's Service as "ns/name:port/path".
+func target(annotations map[string]string, cc admissionv1.WebhookClientConfig) string {
+	if cc.Service == nil {
+		return annotations[AnnotationWebhookService]
+	}
+	port := int32(443)
+	if cc.Service.Port != nil {
+		port = *cc.Service.Port
+	}
+	path := ""
+	if cc.Service.Path != nil {
+		path = *cc.Service.Path
+	}
+	return cc.Service.Namespace + "/" + cc.Service.Name + ":" + strconv.Itoa(int(port)) + path
+}
+
+// serviceKey reduces "ns/name:port/path" to "ns/name".
+func serviceKey(t string) string {
+	k, _, _ := strings.Cut(t, ":")
+	return k
+}
+
+// isInjector says whether a mutating configuration is an Istio injector.
+func isInjector(w admissionv1.MutatingWebhookConfiguration) bool {
+	for _, wh := range w.Webhooks {
+		if strings.HasSuffix(wh.Name, injectorWebhookSuffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// build turns the raw read into revisions, tags and webhooks, and works out
+// where the default injector points.
+func (cp *controlPlane) build(s *Snapshot) {
+	revs := map[string]*Revision{}
+	get := func(name string) *Revision {
+		if name == "" {
+			name = istio.DefaultRevision
+		}
+		r := revs[name]
+		if r == nil {
+			svc := "istiod"
+			if name != istio.DefaultRevision {
+				svc += "-" + name
+			}
+			r = &Revision{Name: name, Service: svc, ServiceExists: cp.services[istio.SystemNamespace+"/"+svc]}
+			revs[name] = r
+		}
+		return r
+	}
+	for _, d := range cp.deployments {
+		r := get(d.Labels[istio.LabelRev])
+		r.Deployment = d.Name
+		r.ReadyReplicas = d.Status.ReadyReplicas
+		r.DesiredReplicas = 1
+		if d.Spec.Replicas != nil {
+			r.DesiredReplicas = *d.Spec.Replicas
+		}
+		for _, ctr := range d.Spec.Template.Spec.Containers {
+			if ctr.Name == discoveryContainer || len(d.Spec.Template.Spec.Containers) == 1 {
+				r.Image = ctr.Image
+				r.Version = istio.ImageVersion(ctr.Image)
+			}
+		}
+	}
+	for _, w := range cp.mutating {
+		tag, isTag := w.Labels[istio.LabelTag]
+		rev := w.Labels[istio.LabelRev]
+		if hasAutoWebhook(w) {
+			s.EnableNamespacesByDefault = true
+		}
+		if isTag {
+			s.Tags = append(s.Tags, Tag{Name: tag, Revision: rev, Webhook: w.Name})
+			continue
+		}
+		if isInjector(w) {
+			r := get(rev)
+			r.InjectorWebhooks = append(r.InjectorWebhooks, w.Name)
+		}
+	}
+	for _, cm := range cp.configMaps {
+		name := strings.TrimPrefix(strings.TrimPrefix(cm.Name, istio.InjectorConfigMapPrefix), "-")
+		if l, ok := cm.Labels[istio.LabelRev]; ok {
+			name = l
+		}
+		r := get(name)
+		r.ConfigMap = cm.Name
+		img, err := istio.ProxyImage(cm.Data["values"])
+		if err != nil {
+			r.ProxyImageError = err.Error()
+		}
+		r.ProxyImage = img
+	}
+	sort.Slice(s.Tags, func(i, j int) bool { return s.Tags[i].Name < s.Tags[j].Name })
+	for _, t := range s.Tags {
+		if r := revs[t.Revision]; r != nil {
+			r.Tags = append(r.Tags, t.Name)
+		}
+		if t.Name == istio.DefaultRevision {
+			s.DefaultRevision = t.Revision
+		}
+	}
+	if s.DefaultRevision == "" {
+		if r := revs[istio.DefaultRevision]; r != nil && len(r.InjectorWebhooks) > 0 {
+			s.DefaultRevision = istio.DefaultRevision
+		}
+	}
+	for _, r := range revs {
+		r.Default = r.Name == s.DefaultRevision
+		sort.Strings(r.InjectorWebhooks)
+		s.Revisions = append(s.Revisions, *r)
+	}
+	sort.Slice(s.Revisions, func(i, j int) bool { return s.Revisions[i].Name < s.Revisions[j].Name })
+	s.Webhooks = cp.webhooks()
+}
+
+// hasAutoWebhook detects the enableNamespacesByDefault webhook ("auto." prefix).
+func hasAutoWebhook(w admissionv1.MutatingWebhookConfiguration) bool {
+	for _, wh := range w.Webhooks {
+		if strings.HasPrefix(wh.Name, "auto.") {
+			return true
+		}
+	}
+	return false
+}
+
+// webhooks reports each configuration once, with its first missing target if
+// any (otherwise its first target), so a broken configuration is never hidden.
+func (cp *controlPlane) webhooks() []Webhook {
+	var out []Webhook
+	add := func(kind string, m metav1.ObjectMeta, ccs []admissionv1.WebhookClientConfig) {
+		w := Webhook{Kind: kind, Name: m.Name, Revision: m.Labels[istio.LabelRev], Tag: m.Labels[istio.LabelTag], ServiceExists: true}
+		for i, cc := range ccs {
+			t := target(m.Annotations, cc)
+			exists := t == "" || cp.services[serviceKey(t)]
+			if i == 0 || (!exists && w.ServiceExists) {
+				w.Service, w.ServiceExists = t, exists
+				if cc.URL != nil {
+					w.URL = *cc.URL
+				}
+			}
+		}
+		out = append(out, w)
+	}
+	for _, w := range cp.mutating {
+		ccs := make([]admissionv1.WebhookClientConfig, 0, len(w.Webhooks))
+		for _, wh := range w.Webhooks {
+			ccs = append(ccs, wh.ClientConfig)
+		}
+		add(kindMutating, w.ObjectMeta, ccs)
+	}
+	for _, w := range cp.validating {
+		ccs := make([]admissionv1.WebhookClientConfig, 0, len(w.Webhooks))
+		for _, wh := range w.Webhooks {
+			ccs = append(ccs, wh.ClientConfig)
+		}
+		add(kindValidating, w.ObjectMeta, ccs)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind < out[j].Kind
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}

@@ -1,0 +1,229 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/pager"
+
+	"github.com/meshroll/meshroll/internal/istio"
+)
+
+const (
+	// pageSize bounds each LIST response; 500 is client-go's default and keeps
+	// one page of full pods at a few MB.
+	pageSize = 500
+	// pageBuffer lets the next pages download while the current one is
+	// folded, without holding more than a few pages in memory.
+	pageBuffer = 4
+)
+
+var (
+	gvrNamespaces   = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	gvrReplicaSets  = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}
+	gvrDeployments  = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	gvrDaemonSets   = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}
+	gvrJobs         = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
+	gvrCronJobs     = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}
+	errUnexpectedTy = errors.New("unexpected object type in list")
+)
+
+// ref names an object or its controller within a namespace.
+type ref struct {
+	kind, namespace, name string
+}
+
+// owners is the metadata-only view of pod owners, joined to pods at the end.
+type owners struct {
+	namespaces   map[string]map[string]string // name → istio labels only
+	replicaSets  map[ref]ref                  // ReplicaSet → its controller
+	jobs         map[ref]ref                  // Job → its controller
+	deployments  []ref
+	daemonSets   []ref
+	cronJobs     []ref
+	statefulSets map[ref]bool // StatefulSet → uses OnDelete
+}
+
+// Read takes a Snapshot of the cluster behind c. now is recorded as TakenAt.
+// It returns ErrNoIstio when the cluster has no Istio control plane.
+func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
+	cp, err := readControlPlane(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if len(cp.deployments) == 0 && !hasInjector(cp) {
+		return nil, ErrNoIstio
+	}
+	s := &Snapshot{TakenAt: now}
+	cp.build(s)
+
+	var (
+		o     = owners{}
+		tally = newPodTally()
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		errs  []error
+	)
+	run := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	run(func() error { return eachPod(ctx, c, tally.add) })
+	run(func() (err error) { o.namespaces, err = readNamespaces(ctx, c); return err })
+	run(func() (err error) { o.replicaSets, err = readControllers(ctx, c, gvrReplicaSets, "ReplicaSet"); return err })
+	run(func() (err error) { o.jobs, err = readControllers(ctx, c, gvrJobs, "Job"); return err })
+	run(func() (err error) { o.deployments, err = readNames(ctx, c, gvrDeployments, "Deployment"); return err })
+	run(func() (err error) { o.daemonSets, err = readNames(ctx, c, gvrDaemonSets, "DaemonSet"); return err })
+	run(func() (err error) { o.cronJobs, err = readNames(ctx, c, gvrCronJobs, "CronJob"); return err })
+	run(func() (err error) { o.statefulSets, err = readStatefulSets(ctx, c); return err })
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	inj := s.Injectors()
+	s.Namespaces = namespaces(o.namespaces, inj)
+	s.Workloads = join(tally, &o, inj)
+	s.Pods = tally.total
+	return s, nil
+}
+
+func hasInjector(cp *controlPlane) bool {
+	for _, w := range cp.mutating {
+		if isInjector(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// eachPage streams a paged LIST through fn.
+func eachPage(ctx context.Context, list pager.ListPageFunc, fn func(runtime.Object) error) error {
+	p := pager.New(list)
+	p.PageSize = pageSize
+	p.PageBufferSize = pageBuffer
+	return p.EachListItem(ctx, metav1.ListOptions{}, fn)
+}
+
+func eachPod(ctx context.Context, c Clients, fn func(*corev1.Pod)) error {
+	err := eachPage(ctx, func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.Kube.CoreV1().Pods("").List(ctx, opts)
+	}, func(obj runtime.Object) error {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok {
+			return fmt.Errorf("failed to read pod %T: %w", obj, errUnexpectedTy)
+		}
+		fn(pod)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to list %s: %w", "pods", err)
+	}
+	return nil
+}
+
+// eachMeta streams a paged metadata-only LIST through fn.
+func eachMeta(ctx context.Context, c Clients, gvr schema.GroupVersionResource, fn func(*metav1.PartialObjectMetadata)) error {
+	err := eachPage(ctx, func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.Meta.Resource(gvr).List(ctx, opts)
+	}, func(obj runtime.Object) error {
+		m, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return fmt.Errorf("failed to read %s %T: %w", gvr.Resource, obj, errUnexpectedTy)
+		}
+		fn(m)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to list %s: %w", gvr.Resource, err)
+	}
+	return nil
+}
+
+func readNamespaces(ctx context.Context, c Clients) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	err := eachMeta(ctx, c, gvrNamespaces, func(m *metav1.PartialObjectMetadata) {
+		labels := map[string]string{}
+		for _, k := range [...]string{istio.LabelInjection, istio.LabelRev} {
+			if v, ok := m.Labels[k]; ok {
+				labels[k] = v
+			}
+		}
+		out[m.Name] = labels
+	})
+	return out, err
+}
+
+// readControllers maps each object of gvr to its controller (if any).
+func readControllers(ctx context.Context, c Clients, gvr schema.GroupVersionResource, kind string) (map[ref]ref, error) {
+	in := interner{}
+	out := map[ref]ref{}
+	err := eachMeta(ctx, c, gvr, func(m *metav1.PartialObjectMetadata) {
+		if owner := metav1.GetControllerOf(m); owner != nil {
+			ns := in.get(m.Namespace)
+			out[ref{kind: kind, namespace: ns, name: m.Name}] = ref{kind: in.get(owner.Kind), namespace: ns, name: in.get(owner.Name)}
+		}
+	})
+	return out, err
+}
+
+// readNames lists the objects of gvr, so workloads without pods still appear.
+func readNames(ctx context.Context, c Clients, gvr schema.GroupVersionResource, kind string) ([]ref, error) {
+	var out []ref
+	err := eachMeta(ctx, c, gvr, func(m *metav1.PartialObjectMetadata) {
+		out = append(out, ref{kind: kind, namespace: m.Namespace, name: m.Name})
+	})
+	return out, err
+}
+
+// readStatefulSets needs full objects: only the spec says OnDelete.
+func readStatefulSets(ctx context.Context, c Clients) (map[ref]bool, error) {
+	out := map[ref]bool{}
+	err := eachPage(ctx, func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.Kube.AppsV1().StatefulSets("").List(ctx, opts)
+	}, func(obj runtime.Object) error {
+		sts, ok := obj.(*appsv1.StatefulSet)
+		if !ok {
+			return fmt.Errorf("failed to read statefulset %T: %w", obj, errUnexpectedTy)
+		}
+		out[ref{kind: "StatefulSet", namespace: sts.Namespace, name: sts.Name}] = sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list %s: %w", "statefulsets", err)
+	}
+	return out, nil
+}
+
+func namespaces(labels map[string]map[string]string, inj istio.Injectors) []Namespace {
+	out := make([]Namespace, 0, len(labels))
+	for name, l := range labels {
+		inject, rev := lookup(l, istio.LabelInjection), lookup(l, istio.LabelRev)
+		out = append(out, Namespace{
+			Name:              name,
+			InjectionLabel:    inject.value,
+			HasInjectionLabel: inject.set,
+			RevLabel:          rev.value,
+			HasRevLabel:       rev.set,
+			Injection:         inj.Injection(istio.InjectionTarget{Namespace: name, NamespaceLabels: l}),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,32 @@
+// Package sandbox runs a real, local Kubernetes control plane on 127.0.0.1 without containers, so
+// that meshroll can be demonstrated and tested against a genuine kube-apiserver on any machine that
+// has Go installed.
+//
+// A sandbox is etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (which fakes
+// nodes and pod status instead of a kubelet), started as detached processes that outlive the
+// command that started them. Everything a sandbox needs lives in one state directory: the PKI, an
+// admin kubeconfig, etcd's data, one log per component and a JSON state file with the ports and
+// process ids. Ports are picked free at the first Up, so several sandboxes (one per test package)
+// coexist on one machine.
+//
+// # Binaries
+//
+// The control-plane binaries are built from source on first use by EnsureBinaries, because no
+// registry serves them here and Docker is not assumed. Their Go module (k8s.io/kubernetes,
+// etcd/server and kwok, with the staging replaces k8s.io/kubernetes needs) is embedded in this
+// package under toolsrc/, with every file renamed with a ".txt" suffix so that neither the main
+// module nor go:embed sees a nested module. The .txt files are the single source of truth.
+//
+// To change the tool module (for example to bump Kubernetes), expand it, edit it with the go
+// command, and copy it back:
+//
+//	d=$(mktemp -d)
+//	(cd sandbox/toolsrc && find . -name '*.txt' | while read -r f; do
+//	    mkdir -p "$d/$(dirname "$f")" && cp "$f" "$d/${f%.txt}"; done)
+//	(cd "$d" && go get k8s.io/kubernetes@v1.x.y && go build ./cmd/...)
+//	(cd "$d" && find . -name 'go.mod' -o -name 'go.sum' -o -name 'main.go' | while read -r f; do
+//	    cp "$f" "$OLDPWD/sandbox/toolsrc/$f.txt"; done)
+//
+// and update toolVersion in binary.go. Changing any embedded byte changes the content hash, so the
+// next EnsureBinaries rebuilds into a fresh directory.
+package sandbox

@@ -1,0 +1,218 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// Port names used as keys of State.Ports.
+const (
+	PortEtcd      = "etcd"
+	PortEtcdPeer  = "etcd-peer"
+	PortAPIServer = "kube-apiserver"
+	PortKCM       = "kube-controller-manager"
+	PortScheduler = "kube-scheduler"
+	PortKwok      = "kwok"
+	PortInjector  = "injector"
+)
+
+// portNames lists every port a sandbox reserves at its first Up.
+func portNames() []string {
+	return []string{PortEtcd, PortEtcdPeer, PortAPIServer, PortKCM, PortScheduler, PortKwok, PortInjector}
+}
+
+// Env names passed to the injector process.
+const (
+	EnvDir          = "MESHROLL_SANDBOX_DIR"
+	EnvInjectorPort = "MESHROLL_INJECTOR_PORT"
+)
+
+// Options configures Up. The zero value starts a three-node sandbox in DefaultDir.
+type Options struct {
+	// Dir is the state directory; "" means DefaultDir().
+	Dir string
+	// Nodes is the number of fake kwok nodes; 0 means 3. Up on a running sandbox adds nodes when
+	// fewer exist and never removes any.
+	Nodes int
+	// Out receives progress lines for humans; nil discards them.
+	Out io.Writer
+	// BinDir holds prebuilt binaries; "" means EnsureBinaries.
+	BinDir string
+	// Injector is the argv of an optional extra process, started once the apiserver is ready and
+	// stopped first by Down. It gets MESHROLL_SANDBOX_DIR, KUBECONFIG and MESHROLL_INJECTOR_PORT
+	// (a free port, also in State.Ports["injector"]) in its environment, and must listen on that
+	// port on 127.0.0.1: Up waits for it to accept connections.
+	Injector []string
+}
+
+// State describes a sandbox: where it lives, how to reach it and what runs. It is persisted as
+// JSON in the state directory so that a later command finds the processes of an earlier one.
+type State struct {
+	// Dir is the state directory.
+	Dir string `json:"dir"`
+	// Kubeconfig is the admin kubeconfig (user in system:masters).
+	Kubeconfig string `json:"kubeconfig"`
+	// BinDir is where the component binaries were started from.
+	BinDir string `json:"binDir"`
+	// Ports maps the Port* names to the loopback ports picked at the first Up.
+	Ports map[string]int `json:"ports"`
+	// Processes are the components (and injector) in start order.
+	Processes []Process `json:"processes"`
+	// Nodes is the number of fake nodes requested so far.
+	Nodes int `json:"nodes"`
+	// NodesReady counts Ready fake nodes; it is filled by Up and Status.
+	NodesReady int `json:"nodesReady"`
+	// Healthy is true when every recorded process runs and answers its health check.
+	Healthy bool `json:"healthy"`
+}
+
+// Process is one started program.
+type Process struct {
+	// Name is the component name (etcd, kube-apiserver, …, injector).
+	Name string `json:"name"`
+	// PID is the process id; it leads its own process group.
+	PID int `json:"pid"`
+	// Argv0 is the program as started; it tells a live component from a recycled pid.
+	Argv0 string `json:"argv0"`
+	// Log is the file receiving its stdout and stderr.
+	Log string `json:"log"`
+	// Running is true when the pid is alive and still this program.
+	Running bool `json:"running"`
+	// Healthy is true when it answered its health check.
+	Healthy bool `json:"healthy"`
+}
+
+// APIServerURL is the address clients use to reach the sandbox.
+func (s *State) APIServerURL() string {
+	return fmt.Sprintf("https://127.0.0.1:%d", s.Ports[PortAPIServer])
+}
+
+// process returns the recorded process called name, or nil.
+func (s *State) process(name string) *Process {
+	for i := range s.Processes {
+		if s.Processes[i].Name == name {
+			return &s.Processes[i]
+		}
+	}
+	return nil
+}
+
+// setProcess records p, replacing an earlier process of the same name.
+func (s *State) setProcess(p Process) {
+	if old := s.process(p.Name); old != nil {
+		*old = p
+		return
+	}
+	s.Processes = append(s.Processes, p)
+}
+
+// dropDead forgets the process called name when it no longer runs.
+func (s *State) dropDead(name string) {
+	s.Processes = slices.DeleteFunc(s.Processes, func(p Process) bool {
+		return p.Name == name && !processAlive(p.PID, p.Argv0)
+	})
+}
+
+// DefaultDir is where the CLI keeps its sandbox: $XDG_STATE_HOME/meshroll/sandbox, or
+// ~/.local/state/meshroll/sandbox, as state that must survive reboots but is not configuration.
+func DefaultDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "meshroll", "sandbox")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "meshroll", "sandbox")
+	}
+	return filepath.Join(os.TempDir(), "meshroll", "sandbox")
+}
+
+// KubeconfigPath is the admin kubeconfig of the sandbox in dir ("" = DefaultDir()).
+func KubeconfigPath(dir string) string {
+	return filepath.Join(resolveDir(dir), "kubeconfig")
+}
+
+// resolveDir applies the DefaultDir default and makes dir absolute, because it is handed to
+// detached processes and recorded in state.
+func resolveDir(dir string) string {
+	if dir == "" {
+		dir = DefaultDir()
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
+
+// Paths inside a state directory.
+func statePath(dir string) string     { return filepath.Join(dir, "state.json") }
+func lockPath(dir string) string      { return filepath.Join(dir, "lock") }
+func pkiDir(dir string) string        { return filepath.Join(dir, "pki") }
+func logPath(dir, name string) string { return filepath.Join(dir, "logs", name+".log") }
+func etcdDataDir(dir string) string   { return filepath.Join(dir, "etcd") }
+func pkiPath(dir, file string) string { return filepath.Join(pkiDir(dir), file) }
+
+// loadState reads the state file; a missing file yields an empty state, not an error, because a
+// sandbox that was never started is simply not running.
+func loadState(dir string) (*State, error) {
+	st := &State{Dir: dir, Kubeconfig: KubeconfigPath(dir), Ports: map[string]int{}}
+	b, err := os.ReadFile(statePath(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read sandbox state %q: %w", statePath(dir), err)
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("failed to parse sandbox state %q: %w", statePath(dir), err)
+	}
+	st.Dir, st.Kubeconfig = dir, KubeconfigPath(dir)
+	if st.Ports == nil {
+		st.Ports = map[string]int{}
+	}
+	return st, nil
+}
+
+// saveState writes the state file atomically so a crash never leaves half a file.
+func saveState(st *State) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("failed to encode sandbox state %q: %w", st.Dir, err)
+	}
+	tmp := statePath(st.Dir) + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("failed to write sandbox state %q: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, statePath(st.Dir)); err != nil {
+		return fmt.Errorf("failed to write sandbox state %q: %w", statePath(st.Dir), err)
+	}
+	return nil
+}
+
+// assignPorts picks a free loopback port for every name that has none yet. All listeners are held
+// until every port is chosen so the kernel never hands out the same port twice.
+func assignPorts(ports map[string]int) error {
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	for _, name := range portNames() {
+		if ports[name] != 0 {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("failed to reserve port %q: %w", name, err)
+		}
+		held = append(held, l)
+		ports[name] = l.Addr().(*net.TCPAddr).Port
+	}
+	return nil
+}
