@@ -28,7 +28,10 @@ func TestRun(t *testing.T) {
 		{name: "namespace with both labels", code: CodeNamespaceBothLabels, object: "Namespace/legacy", sev: Warning,
 			mutate: func(s *inventory.Snapshot) { s.Namespaces[0].RevLabel, s.Namespaces[0].HasRevLabel = "prod", true }},
 		{name: "namespace with only a rev label passes", code: "",
-			mutate: func(s *inventory.Snapshot) { s.Namespaces[0].HasInjectionLabel = false; s.Namespaces[0].InjectionLabel = "" }},
+			mutate: func(s *inventory.Snapshot) {
+				s.Namespaces[0].HasInjectionLabel = false
+				s.Namespaces[0].InjectionLabel = ""
+			}},
 
 		{name: "pod rev overridden by istio-injection", code: CodePodRevOverridden, object: "Deployment/legacy/web", sev: Warning,
 			message: "istio.io/rev=1-22-1 on 3 pod(s)",

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -19,7 +18,6 @@ import (
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/sandbox"
-	"github.com/meshroll/meshroll/sandbox/injector"
 )
 
 // demoOptions binds `meshroll demo`'s flags.
@@ -53,7 +51,6 @@ func (o *demoOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if _, err := istio.LookupRelease(o.version); err != nil {
 		return err
 	}
-	rev := istio.RevisionName(o.version)
 	step(log, "starting the sandbox in %s", o.sandbox.dir)
 	upOpts, err := o.sandbox.upOptions(cmd)
 	if err != nil {
@@ -76,31 +73,10 @@ func (o *demoOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("failed to create dynamic client: %w", err)
 	}
-	if err := waitInjector(ctx, kc); err != nil {
-		return err
-	}
-	cp := controlplane.Clients{Kube: kc, Dynamic: dc}
-	step(log, "installing Istio %s as revision %s from its Helm charts (CRDs first)", o.version, rev)
-	res, err := controlplane.Install(ctx, cp, controlplane.InstallOptions{
-		Render: istio.RenderOptions{Version: o.version, Revision: rev, Components: []istio.Component{istio.Base, istio.Istiod}},
+	plan, err := demo.Mesh(ctx, controlplane.Clients{Kube: kc, Dynamic: dc}, demo.MeshOptions{
+		Version: o.version, Namespaces: o.namespaces, Workloads: o.workloads, Log: log,
 	})
 	if err != nil {
-		return err
-	}
-	step(log, "revision %s available (%s)", rev, summarizeChanges(res.Changes))
-	step(log, "pointing revision tag %q at %s", "default", rev)
-	if _, err := controlplane.SetTag(ctx, cp, controlplane.TagOptions{Tag: "default", Revision: rev, Version: o.version}); err != nil {
-		return err
-	}
-	plan, err := demo.Build(demo.Options{Revision: rev, Tag: "default", Namespaces: o.namespaces, Workloads: o.workloads})
-	if err != nil {
-		return err
-	}
-	step(log, "seeding %d workloads in %d namespaces", len(plan.Workloads), len(plan.Namespaces))
-	if err := demo.Apply(ctx, kc, plan); err != nil {
-		return err
-	}
-	if err := demo.WaitReady(ctx, kc, plan); err != nil {
 		return err
 	}
 	mc, err := metadata.NewForConfig(cfg)
@@ -111,7 +87,7 @@ func (o *demoOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	step(log, "mesh seeded; meshroll status:")
+	step(log, "seeded %d workloads in %d namespaces; meshroll status:", len(plan.Workloads), len(plan.Namespaces))
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	if err := printStatus(w, snap, snap.Summary(), false); err != nil {
 		return err
@@ -123,27 +99,6 @@ func (o *demoOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	return nil
 }
 
-// waitInjector waits until the sandbox injector has published its endpoint:
-// installing Istio before that would leave webhooks pointing at nothing.
-func waitInjector(ctx context.Context, kc kubernetes.Interface) error {
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, found, err := injector.LoadEndpoint(ctx, kc)
-		return found && err == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("failed to wait for the sandbox injector (see its log under the sandbox dir's logs/): %w", err)
-	}
-	return nil
-}
-
 func step(w io.Writer, format string, args ...any) {
 	fmt.Fprintf(w, "==> "+format+"\n", args...)
-}
-
-func summarizeChanges(changes []controlplane.Change) string {
-	counts := map[controlplane.Action]int{}
-	for _, c := range changes {
-		counts[c.Action]++
-	}
-	return fmt.Sprintf("%d created, %d configured, %d unchanged", counts[controlplane.Created], counts[controlplane.Configured], counts[controlplane.Unchanged])
 }

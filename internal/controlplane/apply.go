@@ -166,3 +166,12 @@ func (a *Applier) WaitEstablished(ctx context.Context, names []string, timeout t
 	a.mapper.Reset()
 	return nil
 }
+
+// Summarize counts changes by action, for one-line progress messages.
+func Summarize(changes []Change) string {
+	counts := map[Action]int{}
+	for _, c := range changes {
+		counts[c.Action]++
+	}
+	return fmt.Sprintf("%d created, %d configured, %d unchanged", counts[Created], counts[Configured], counts[Unchanged])
+}

@@ -86,7 +86,10 @@ func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
 	}
 	run(func() error { return eachPod(ctx, c, tally.add) })
 	run(func() (err error) { o.namespaces, err = readNamespaces(ctx, c); return err })
-	run(func() (err error) { o.replicaSets, err = readControllers(ctx, c, gvrReplicaSets, "ReplicaSet"); return err })
+	run(func() (err error) {
+		o.replicaSets, err = readControllers(ctx, c, gvrReplicaSets, "ReplicaSet")
+		return err
+	})
 	run(func() (err error) { o.jobs, err = readControllers(ctx, c, gvrJobs, "Job"); return err })
 	run(func() (err error) { o.deployments, err = readNames(ctx, c, gvrDeployments, "Deployment"); return err })
 	run(func() (err error) { o.daemonSets, err = readNames(ctx, c, gvrDaemonSets, "DaemonSet"); return err })

@@ -50,9 +50,15 @@ type Injection struct {
 	Reason string `json:"reason"`
 }
 
-// ignoredNamespaces are the namespaces Istio's injector refuses regardless of
-// labels (pkg/kube/inject IgnoredNamespaces).
-var ignoredNamespaces = [...]string{"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
+// ignoredNamespace reports the namespaces Istio's injector refuses regardless
+// of labels (pkg/kube/inject IgnoredNamespaces).
+func ignoredNamespace(ns string) bool {
+	switch ns {
+	case "kube-system", "kube-public", "kube-node-lease", "local-path-storage":
+		return true
+	}
+	return false
+}
 
 // Resolve returns the revision value v (a namespace or pod istio.io/rev
 // label) selects: a revision with its own injector, or the revision a tag
@@ -90,10 +96,8 @@ func (inj Injectors) Resolve(v string) (revision string, ok bool) {
 // "enabled", the chart default). NeverInjectSelector/AlwaysInjectSelector in
 // the injector config are not modelled.
 func (inj Injectors) Injection(t InjectionTarget) Injection {
-	for _, ns := range ignoredNamespaces {
-		if t.Namespace == ns {
-			return Injection{Reason: "namespace " + ns + " is never injected by Istio"}
-		}
+	if ignoredNamespace(t.Namespace) {
+		return Injection{Reason: "namespace " + t.Namespace + " is never injected by Istio"}
 	}
 	if t.HostNetwork {
 		return Injection{Reason: "hostNetwork pods are never injected"}

@@ -20,10 +20,6 @@ type Version struct {
 	Pre string
 }
 
-// imageVariants are tag suffixes that name how an image is built, not which
-// release it is, so they are dropped rather than treated as pre-releases.
-var imageVariants = [...]string{"distroless", "debug"}
-
 // ParseVersion reads "1.23.2", "v1.23.2", "1.23.2-distroless", "1.24-dev",
 // "1.24.0-alpha.1" or "1.23"; a missing patch is 0. Anything after "+" is
 // build metadata and ignored.
@@ -32,7 +28,9 @@ func ParseVersion(s string) (Version, error) {
 	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
 	s, _, _ = strings.Cut(s, "+")
 	core, pre, _ := strings.Cut(s, "-")
-	for _, variant := range imageVariants {
+	// Image variants name how an image is built, not which release it is, so
+	// they are dropped rather than treated as pre-releases.
+	for _, variant := range [...]string{"distroless", "debug"} {
 		pre = strings.TrimSuffix(pre, variant)
 		pre = strings.TrimSuffix(pre, "-")
 	}

@@ -78,3 +78,36 @@ func BenchmarkValidate(b *testing.B) {
 		Run(in, checks)
 	}
 }
+
+// TestIstioCRDSchemas checks that Istio custom resources are validated
+// against schemas derived from the rendered CRDs.
+func TestIstioCRDSchemas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders real charts")
+	}
+	crds := rendered.get(t, "1.26.1")
+	tests := []struct {
+		name string
+		se   string
+		want int
+	}{
+		{"valid", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: e, namespace: a}\nspec:\n  hosts: [x.example.com]\n  ports: [{name: http, number: 80, protocol: HTTP}]\n", 0},
+		{"typo", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: e, namespace: a}\nspec:\n  hostz: [x.example.com]\n", 2}, // unknown field and missing required hosts
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := parseFixture(t, tt.se)
+			in.Objects = append(in.Objects, crds...)
+			errs := 0
+			for _, f := range (schemaValid{}).Run(in) {
+				if f.Severity != Info {
+					errs++
+					t.Log(f.Object, f.Message)
+				}
+			}
+			if errs != tt.want {
+				t.Errorf("got %d schema findings, want %d", errs, tt.want)
+			}
+		})
+	}
+}

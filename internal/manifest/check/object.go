@@ -30,7 +30,7 @@ func is(u *unstructured.Unstructured, grp, kind string) bool {
 	return u.GetKind() == kind && group(u) == grp
 }
 
-// workloadKinds are the kinds that carry a pod template, with the path to it.
+// podTemplatePaths maps the kinds that carry a pod template to the path of that template.
 var podTemplatePaths = map[string][]string{
 	"Deployment":  {"spec", "template"},
 	"StatefulSet": {"spec", "template"},

@@ -1,0 +1,49 @@
+package inventory
+
+import (
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestPodTallyFolds(t *testing.T) {
+	tally := newPodTally()
+	for i := range 1000 {
+		tally.add(pod("ns", fmt.Sprintf("web-%d", i), "ReplicaSet", "web-1", "1-23-2", img123, corev1.PodRunning, nil))
+	}
+	tally.add(pod("ns", "done", "ReplicaSet", "web-1", "1-23-2", img123, corev1.PodSucceeded, nil))
+	if tally.total != 1001 || len(tally.counts) != 1 {
+		t.Fatalf("total = %d, keys = %d; want 1001 pods in 1 key", tally.total, len(tally.counts))
+	}
+	for _, c := range tally.counts {
+		if c.pods != 1000 || c.terminated != 1 {
+			t.Errorf("count = %+v, want 1000 running, 1 terminated", *c)
+		}
+	}
+}
+
+func TestProxyImageNativeSidecar(t *testing.T) {
+	p := pod("ns", "x", "", "", "", "", corev1.PodRunning, nil)
+	p.Spec.InitContainers = []corev1.Container{{Name: "istio-proxy", Image: img123}}
+	if got := proxyImage(p); got != img123 {
+		t.Errorf("proxyImage() = %q, want %q", got, img123)
+	}
+}
+
+// BenchmarkPodTally measures the per-pod cost of folding, the only work Read
+// adds per pod on top of decoding it.
+func BenchmarkPodTally(b *testing.B) {
+	pods := make([]*corev1.Pod, 50_000)
+	for i := range pods {
+		pods[i] = pod(fmt.Sprintf("ns-%d", i%100), fmt.Sprintf("p-%d", i), "ReplicaSet", fmt.Sprintf("rs-%d", i%5000), "1-23-2", img123, corev1.PodRunning,
+			map[string]string{"app": "x"})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tally := newPodTally()
+		for _, p := range pods {
+			tally.add(p)
+		}
+	}
+}
