@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshroll/meshroll/internal/istio"
 )
@@ -70,10 +69,12 @@ func (t *podTally) add(pod *corev1.Pod) {
 	t.total++
 	in := t.strings
 	key := podKey{namespace: in.get(pod.Namespace), hostNetwork: pod.Spec.HostNetwork}
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		key.ownerKind, key.ownerName = in.get(ref.Kind), in.get(ref.Name)
-	} else {
-		key.ownerName = pod.Name
+	key.ownerName = pod.Name
+	for i := range pod.OwnerReferences { // not metav1.GetControllerOf: it copies the reference to the heap
+		if ref := &pod.OwnerReferences[i]; ref.Controller != nil && *ref.Controller {
+			key.ownerKind, key.ownerName = in.get(ref.Kind), in.get(ref.Name)
+			break
+		}
 	}
 	key.podRev = internOptional(in, lookup(pod.Labels, istio.LabelRev))
 	key.injectLabel = internOptional(in, lookup(pod.Labels, istio.LabelSidecarInject))

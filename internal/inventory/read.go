@@ -66,6 +66,9 @@ func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
 	s := &Snapshot{TakenAt: now}
 	cp.build(s)
 
+	// The first failing LIST cancels the others: the snapshot is useless anyway.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var (
 		o     = owners{}
 		tally = newPodTally()
@@ -79,8 +82,11 @@ func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
 			defer wg.Done()
 			if err := f(); err != nil {
 				mu.Lock()
-				errs = append(errs, err)
+				if len(errs) == 0 || !errors.Is(err, context.Canceled) {
+					errs = append(errs, err)
+				}
 				mu.Unlock()
+				cancel()
 			}
 		}()
 	}

@@ -3,13 +3,16 @@ package inventory
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	metafake "k8s.io/client-go/metadata/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 var takenAt = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -143,5 +146,17 @@ func TestInjectedRevision(t *testing.T) {
 		if got := injectedRevision(tt.ann); got != tt.want {
 			t.Errorf("injectedRevision(%v) = %q, want %q", tt.ann, got, tt.want)
 		}
+	}
+}
+
+func TestReadListError(t *testing.T) {
+	c := fixtureClients()
+	boom := errors.New("boom")
+	c.Kube.(*kubefake.Clientset).PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, boom
+	})
+	_, err := Read(context.Background(), c, takenAt)
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "failed to list pods") {
+		t.Fatalf("Read() error = %v, want wrapped boom", err)
 	}
 }

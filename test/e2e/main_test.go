@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/sandbox/injector"
+	"github.com/meshroll/meshroll/sandbox/sandboxtest"
+)
+
+// nodes is the fake node count; DaemonSets put one pod on each.
+const nodes = 4
+
+func TestMain(m *testing.M) { os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(nodes))) }
+
+// env is one test's view of the sandbox.
+type env struct {
+	cfg  *rest.Config
+	kube kubernetes.Interface
+	dyn  dynamic.Interface
+	meta metadata.Interface
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the sandbox (run without -short)")
+	}
+	cfg := rest.CopyConfig(sandboxtest.Config(t))
+	cfg.QPS, cfg.Burst = 100, 200
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	e := &env{cfg: cfg}
+	var err error
+	if e.kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if e.dyn, err = dynamic.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if e.meta, err = metadata.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) controlplane() controlplane.Clients {
+	return controlplane.Clients{Kube: e.kube, Dynamic: e.dyn}
+}
+
+func (e *env) snapshot(t *testing.T) *inventory.Snapshot {
+	t.Helper()
+	s, err := inventory.Read(t.Context(), inventory.Clients{Kube: e.kube, Meta: e.meta}, time.Now())
+	if err != nil {
+		t.Fatalf("inventory.Read: %v", err)
+	}
+	return s
+}
+
+// startInjector runs the sandbox injector in this process (the CLI runs it
+// as a process of its own) until the test ends.
+func (e *env) startInjector(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := e.kube.CoreV1().ConfigMaps(injector.EndpointNamespace).Delete(ctx, injector.EndpointName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	go func() {
+		errc <- injector.Run(ctx, e.cfg, injector.Options{Addr: "127.0.0.1:0", CertDir: t.TempDir(), Logger: log})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-errc:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("injector: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("injector did not stop within 30s")
+		}
+	})
+}
