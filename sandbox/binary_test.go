@@ -3,6 +3,7 @@ package sandbox
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -103,5 +104,18 @@ func TestBuildLDFlagsStampsVersion(t *testing.T) {
 		if !strings.Contains(flags, want) {
 			t.Errorf("ldflags %q lack %q", flags, want)
 		}
+	}
+}
+
+func TestEnsureBinariesWithoutGo(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("relies on XDG_CACHE_HOME choosing the cache directory")
+	}
+	t.Setenv(EnvBinDir, "")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("PATH", t.TempDir())
+	_, err := EnsureBinaries(t.Context(), nil)
+	if err == nil || !strings.Contains(err.Error(), `"go"`) || !strings.Contains(err.Error(), EnvBinDir) {
+		t.Errorf("EnsureBinaries without go = %v, want an error naming go and %s", err, EnvBinDir)
 	}
 }

@@ -1,7 +1,11 @@
+//go:build linux
+
 package sandbox_test
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +21,36 @@ import (
 
 	"github.com/meshroll/meshroll/sandbox"
 )
+
+// fakeInjectorEnv turns the test binary into a stand-in injector: it records what it was given
+// and listens on its port until stopped.
+const fakeInjectorEnv = "SANDBOX_TEST_FAKE_INJECTOR"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(fakeInjectorEnv) == "1" {
+		os.Exit(fakeInjector())
+	}
+	os.Exit(m.Run())
+}
+
+func fakeInjector() int {
+	dir := os.Getenv(sandbox.EnvDir)
+	env := os.Getenv("KUBECONFIG") + " " + dir
+	if err := os.WriteFile(filepath.Join(dir, "injector-env"), []byte(env), 0o644); err != nil {
+		return 1
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv(sandbox.EnvInjectorPort))
+	if err != nil {
+		return 1
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return 1
+		}
+		_ = c.Close()
+	}
+}
 
 // binDir returns the sandbox binaries, building them if needed (only slow the very first time on
 // a machine), and skips under -short.
@@ -160,9 +194,28 @@ func TestSandboxLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("injector gets its port and environment", func(t *testing.T) {
+		t.Setenv(fakeInjectorEnv, "1") // inherited by the injector: this test binary plays it
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		withInjector, err := sandbox.Up(ctx, sandbox.Options{
+			Dir: dir, BinDir: bins, Out: testWriter{t}, Injector: []string{os.Args[0], "-test.run=^$"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := pids(withInjector)["injector"]; p == 0 || !withInjector.Healthy {
+			t.Fatalf("injector not running: %+v", withInjector)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "injector-env"))
+		if want := withInjector.Kubeconfig + " " + dir; err != nil || string(got) != want {
+			t.Errorf("injector saw %q, %v; want %q", got, err, want)
+		}
+	})
+
 	t.Run("down stops everything, up starts again", func(t *testing.T) {
 		last, err := sandbox.Status(t.Context(), dir)
-		if err != nil || !last.Healthy || last.NodesReady != 5 {
+		if err != nil || !last.Healthy || last.NodesReady != 5 || len(last.Processes) != 6 {
 			t.Fatalf("status before down = %+v, %v", last, err)
 		}
 		began := time.Now()
@@ -171,10 +224,8 @@ func TestSandboxLifecycle(t *testing.T) {
 		}
 		t.Logf("MEASURE down: %s", time.Since(began).Round(10*time.Millisecond))
 		for name, pid := range pids(last) {
-			if err := syscall.Kill(pid, 0); err == nil {
-				if stat, _ := os.ReadFile(filepath.Join("/proc", itoa(pid), "stat")); len(stat) > 0 {
-					t.Errorf("%s (pid %d) survived Down: %s", name, pid, stat)
-				}
+			if alive(pid) {
+				t.Errorf("%s (pid %d) survived Down", name, pid)
 			}
 		}
 		down, err := sandbox.Status(t.Context(), dir)
@@ -250,4 +301,15 @@ func waitFor(t *testing.T, timeout time.Duration, done func(context.Context) (bo
 	}
 }
 
-func itoa(i int) string { return strconv.Itoa(i) }
+// alive reports whether pid exists and is not a zombie waiting for this test binary to reap it.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}

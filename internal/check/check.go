@@ -20,17 +20,18 @@ const (
 
 // Stable finding codes; see the package documentation for their meaning.
 const (
-	CodeNamespaceBothLabels    = "namespace-both-labels"
-	CodePodRevOverridden       = "pod-rev-overridden"
-	CodeProxyStale             = "proxy-stale"
-	CodeSidecarMissing         = "sidecar-missing"
-	CodeRevisionMissing        = "revision-missing"
-	CodeSkewUnsupported        = "skew-unsupported"
-	CodeSkewBehind             = "skew-behind"
-	CodeWorkloadNotRestartable = "workload-not-restartable"
-	CodeTerminatedPodsPin      = "terminated-pods-pin"
-	CodeWebhookServiceMissing  = "webhook-service-missing"
-	CodeTagRevisionMissing     = "tag-revision-missing"
+	CodeNamespaceBothLabels      = "namespace-both-labels"
+	CodeNamespaceRevisionMissing = "namespace-revision-missing"
+	CodePodRevOverridden         = "pod-rev-overridden"
+	CodeProxyStale               = "proxy-stale"
+	CodeSidecarMissing           = "sidecar-missing"
+	CodeRevisionMissing          = "revision-missing"
+	CodeSkewUnsupported          = "skew-unsupported"
+	CodeSkewBehind               = "skew-behind"
+	CodeWorkloadNotRestartable   = "workload-not-restartable"
+	CodeTerminatedPodsPin        = "terminated-pods-pin"
+	CodeWebhookServiceMissing    = "webhook-service-missing"
+	CodeTagRevisionMissing       = "tag-revision-missing"
 )
 
 // Finding is one problem with one object.
@@ -51,7 +52,7 @@ type Finding struct {
 func Run(s *inventory.Snapshot) []Finding {
 	var out []Finding
 	for _, rule := range [...]func(*inventory.Snapshot) []Finding{
-		namespaceBothLabels, tagRevisionMissing, webhookServiceMissing, workloadFindings,
+		namespaceBothLabels, namespaceRevisionMissing, tagRevisionMissing, webhookServiceMissing, workloadFindings,
 	} {
 		out = append(out, rule(s)...)
 	}
@@ -109,6 +110,29 @@ func namespaceBothLabels(s *inventory.Snapshot) []Finding {
 			Message: fmt.Sprintf("namespace has both %s=%s and %s=%s; %s wins, so the revision label is ignored",
 				istio.LabelInjection, ns.InjectionLabel, istio.LabelRev, ns.RevLabel, istio.LabelInjection),
 			Fix: fmt.Sprintf("kubectl label namespace %s %s-", ns.Name, istio.LabelInjection),
+		})
+	}
+	return out
+}
+
+// namespaceRevisionMissing reports namespaces whose istio.io/rev names no
+// installed revision or tag: no webhook matches them, so every new pod there
+// silently starts without a sidecar (typically left behind by a removed revision).
+func namespaceRevisionMissing(s *inventory.Snapshot) []Finding {
+	inj := s.Injectors()
+	var out []Finding
+	for _, ns := range s.Namespaces {
+		if !ns.HasRevLabel || ns.HasInjectionLabel {
+			continue
+		}
+		if _, ok := inj.Resolve(ns.RevLabel); ok {
+			continue
+		}
+		out = append(out, Finding{
+			Code: CodeNamespaceRevisionMissing, Severity: Error, Object: object("Namespace", "", ns.Name),
+			Message: fmt.Sprintf("namespace label %s=%s names no installed revision or tag: new pods here start without a sidecar",
+				istio.LabelRev, ns.RevLabel),
+			Fix: fmt.Sprintf("kubectl label namespace %s %s=<installed-revision-or-tag> --overwrite", ns.Name, istio.LabelRev),
 		})
 	}
 	return out

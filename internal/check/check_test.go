@@ -38,8 +38,15 @@ func TestRun(t *testing.T) {
 			mutate:  func(s *inventory.Snapshot) { workload(s, "legacy", "web").TemplateRev = "1-22-1" }},
 		{name: "pod rev overridden by namespace rev", code: CodePodRevOverridden, object: "Deployment/old/api", sev: Warning,
 			mutate: func(s *inventory.Snapshot) { workload(s, "old", "api").TemplateRev = "prod" }},
-		{name: "pod rev agreeing with the namespace passes", code: "",
+		{name: "pod rev agreeing with the namespace today is still overridden", code: CodePodRevOverridden,
+			object: "Deployment/prod/shop", sev: Warning, message: "both select revision 1-23-2 today",
 			mutate: func(s *inventory.Snapshot) { workload(s, "prod", "shop").TemplateRev = "1-23-2" }},
+
+		{name: "namespace rev naming no revision or tag", code: CodeNamespaceRevisionMissing, object: "Namespace/old", sev: Error,
+			message: "istio.io/rev=1-21-0",
+			mutate:  func(s *inventory.Snapshot) { s.Namespaces[1].RevLabel = "1-21-0" }},
+		{name: "namespace rev naming a tag passes", code: "",
+			mutate: func(s *inventory.Snapshot) { s.Namespaces[1].RevLabel = "prod" }},
 		{name: "pod rev in unlabelled namespace passes", code: "",
 			mutate: func(s *inventory.Snapshot) { workload(s, "plain", "db").TemplateRev = "1-22-1" }},
 

@@ -8,6 +8,7 @@
 //	| Code                     | Severity | Object        | Problem                                                                  |
 //	|--------------------------|----------|---------------|--------------------------------------------------------------------------|
 //	| namespace-both-labels    | warning  | Namespace     | istio-injection and istio.io/rev both set; istio-injection wins          |
+//	| namespace-revision-missing | error  | Namespace     | istio.io/rev names no installed revision or tag; new pods get no sidecar |
 //	| pod-rev-overridden       | warning  | workload      | pod istio.io/rev label ignored because the namespace selects a revision  |
 //	| proxy-stale              | warning  | workload      | sidecar image differs from what its revision's injector injects now      |
 //	| sidecar-missing          | warning  | workload      | pods without sidecar although their namespace/labels select a revision   |

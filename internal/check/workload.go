@@ -83,7 +83,10 @@ func workloadFindings(s *inventory.Snapshot) []Finding {
 }
 
 // podRevOverridden reports a pod istio.io/rev label that the namespace's
-// injection label makes irrelevant, when it would have chosen another revision.
+// injection label makes irrelevant. It is reported even when both select the
+// same revision today: the next tag move or namespace relabel will not move
+// the workload the way its own label says, which is exactly the surprise an
+// upgrade must not have.
 func podRevOverridden(s *inventory.Snapshot, inj istio.Injectors, w *inventory.Workload, obj string) []Finding {
 	if w.TemplateRev == "" {
 		return nil
@@ -92,9 +95,9 @@ func podRevOverridden(s *inventory.Snapshot, inj istio.Injectors, w *inventory.W
 	if ns == nil || (!ns.HasInjectionLabel && !ns.HasRevLabel) {
 		return nil
 	}
-	want, _ := inj.Resolve(w.TemplateRev)
-	if ns.Injection.Injected && want == ns.Injection.Revision {
-		return nil
+	today := ""
+	if want, _ := inj.Resolve(w.TemplateRev); ns.Injection.Injected && want == ns.Injection.Revision {
+		today = fmt.Sprintf("; both select revision %s today, but they will diverge when the namespace label or a tag moves", want)
 	}
 	label := istio.LabelRev + "=" + ns.RevLabel
 	if ns.HasInjectionLabel {
@@ -103,8 +106,8 @@ func podRevOverridden(s *inventory.Snapshot, inj istio.Injectors, w *inventory.W
 	pods, term := w.Total()
 	return []Finding{{
 		Code: CodePodRevOverridden, Severity: Warning, Object: obj,
-		Message: fmt.Sprintf("pod label %s=%s on %d pod(s) is ignored: namespace label %s decides injection (%s)",
-			istio.LabelRev, w.TemplateRev, pods+term, label, ns.Injection.Reason),
+		Message: fmt.Sprintf("pod label %s=%s on %d pod(s) is ignored: namespace label %s decides injection (%s)%s",
+			istio.LabelRev, w.TemplateRev, pods+term, label, ns.Injection.Reason, today),
 		Fix: removeRevLabel(w),
 	}}
 }

@@ -54,7 +54,9 @@ func (p *Plan) Expect() Expectation {
 		x := WorkloadExpectation{Namespace: w.Namespace, Name: w.Name, Kind: w.Kind, Pods: w.Replicas,
 			Revision: sidecarRevision(w), Completes: w.Kind == KindJob}
 		switch w.Kind {
-		case KindDeployment, KindDaemonSet, KindCronJob:
+		case KindDeployment, KindDaemonSet:
+			// A CronJob is not restarted: its next run is injected by whatever
+			// its labels select then.
 			x.Restartable = true
 		case KindStatefulSet:
 			x.Restartable = !w.OnDelete

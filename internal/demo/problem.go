@@ -81,8 +81,8 @@ func findProblems(p *Plan) []Problem {
 		}
 		switch {
 		case w.Kind == KindJob:
-			out = append(out, Problem{Kind: ProblemNotRestartable, Namespace: w.Namespace, Workload: ref,
-				Detail: "a Job's pods are replaced only by running the Job again"})
+			// kwok completes every Job pod, so the problem is the finished pods
+			// still referring to the revision, not a restart that cannot happen.
 			out = append(out, Problem{Kind: ProblemCompletedPodsPinRevision, Namespace: w.Namespace, Workload: ref,
 				Detail: "completed pods keep revision " + sidecarRevision(w) + " until the Job is deleted"})
 		case w.Kind == KindPod:

@@ -175,7 +175,7 @@ func (h *handler) proxyImage(rev string) (string, bool, error) {
 	if !ok {
 		return "", false, fmt.Errorf("failed to read injector config %q: no %q key", name, injectorValuesKey)
 	}
-	image, err := proxyImage(values)
+	image, err := istio.ProxyImage(values)
 	if err != nil {
 		return "", false, fmt.Errorf("failed to compute proxy image of %q: %w", name, err)
 	}

@@ -113,7 +113,7 @@ func TestInject(t *testing.T) {
 				}
 				wantLabels := map[string]string{
 					"pod-template-hash": "7d9f8c6b5", "tier": "front",
-					"istio.io/rev": "1-23-2", "security.istio.io/tlsMode": "istio",
+					"security.istio.io/tlsMode": "istio",
 					"service.istio.io/canonical-name": "web", "service.istio.io/canonical-revision": "latest",
 				}
 				if diff := cmp.Diff(wantLabels, pod.Labels); diff != "" {
@@ -146,7 +146,7 @@ func TestInject(t *testing.T) {
 				}
 				wantLabels := map[string]string{
 					"app": "reviews", "version": "v2", "a/b~c": "x",
-					"istio.io/rev": "1-23-2", "security.istio.io/tlsMode": "istio",
+					"security.istio.io/tlsMode": "istio",
 					"service.istio.io/canonical-name": "reviews", "service.istio.io/canonical-revision": "v2",
 				}
 				if diff := cmp.Diff(wantLabels, pod.Labels); diff != "" {
@@ -180,8 +180,11 @@ func TestInject(t *testing.T) {
 				if got := proxyOf(pod).Image; got != "gcr.io/istio-release/proxyv2:1.22.5" {
 					t.Errorf("proxy image = %q", got)
 				}
-				if pod.Labels[istio.LabelRev] != "default" {
-					t.Errorf("rev label = %q", pod.Labels[istio.LabelRev])
+				if pod.Annotations[istio.LabelRev] != "default" {
+					t.Errorf("rev annotation = %q", pod.Annotations[istio.LabelRev])
+				}
+				if _, ok := pod.Labels[istio.LabelRev]; ok {
+					t.Errorf("injector set the istio.io/rev label; Istio writes only the annotation")
 				}
 			},
 		},

@@ -97,8 +97,9 @@ func injectPatch(pod *corev1.Pod, rev, image string) ([]byte, error) {
 		return nil, fmt.Errorf("failed to encode sidecar status %q: %w", rev, err)
 	}
 
+	// Istio writes the revision as an annotation, not a label: a pod's
+	// istio.io/rev label stays whatever its template said.
 	labels := map[string]string{
-		istio.LabelRev:         rev,
 		labelTLSMode:           firstNonEmpty(pod.Labels[labelTLSMode], "istio"),
 		labelCanonicalName:     canonicalName(firstNonEmpty(pod.Labels[labelCanonicalName], pod.Labels["app.kubernetes.io/name"], pod.Labels["app"], workloadName(pod))),
 		labelCanonicalRevision: firstNonEmpty(pod.Labels[labelCanonicalRevision], pod.Labels["app.kubernetes.io/version"], pod.Labels["version"], "latest"),

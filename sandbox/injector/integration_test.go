@@ -140,7 +140,7 @@ func TestSandboxInjection(t *testing.T) {
 	if p := proxyOf(injected); p == nil || p.Image != fixtureImage {
 		t.Fatalf("pod in %s: containers %v, want istio-proxy with %s", revNS, injected.Spec.Containers, fixtureImage)
 	}
-	if injected.Labels[istio.LabelRev] != fixtureRev || injected.Annotations[istio.AnnotationSidecarStatus] != fixtureStatus {
+	if injected.Annotations[istio.LabelRev] != fixtureRev || injected.Annotations[istio.AnnotationSidecarStatus] != fixtureStatus {
 		t.Errorf("injected pod labels %v, status %q", injected.Labels, injected.Annotations[istio.AnnotationSidecarStatus])
 	}
 

@@ -26,7 +26,9 @@ type Options struct {
 	// CertDir holds the CA and serving certificate; they are reused across
 	// restarts so the published caBundle stays the same.
 	CertDir string
-	// Logger receives one line per decision; nil means slog.Default().
+	// Logger receives the serving URL (Info), pods let through because their
+	// revision has no injector ConfigMap (Warn) and every per-pod decision
+	// (Debug); nil means slog.Default().
 	Logger *slog.Logger
 }
 

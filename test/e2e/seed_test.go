@@ -15,7 +15,7 @@ import (
 // report for it.
 var problemCode = map[demo.ProblemKind]string{
 	demo.ProblemBothLabels:               check.CodeNamespaceBothLabels,
-	demo.ProblemMissingRevision:          check.CodeSidecarMissing,
+	demo.ProblemMissingRevision:          check.CodeNamespaceRevisionMissing,
 	demo.ProblemPodLabelOverridden:       check.CodePodRevOverridden,
 	demo.ProblemStaleProxy:               check.CodeProxyStale,
 	demo.ProblemNotRestartable:           check.CodeWorkloadNotRestartable,
@@ -110,7 +110,7 @@ func TestSeededMesh(t *testing.T) {
 		// Count only the seeded namespaces: istiod's own pod has no sidecar.
 		seeded := &inventory.Snapshot{}
 		for _, w := range snap.Workloads {
-			if strings.HasPrefix(w.Namespace, "demo-") {
+			if strings.HasPrefix(w.Namespace, plan.Options.Prefix+"-") {
 				seeded.Workloads = append(seeded.Workloads, w)
 			}
 		}
