@@ -21,7 +21,7 @@ const (
 	apiserverTimeout = 120 * time.Second
 	clientTimeout    = 60 * time.Second
 	injectorTimeout  = 60 * time.Second
-	probeTimeout     = 2 * time.Second
+	probeTimeout     = 5 * time.Second
 )
 
 // kwokAnnotation marks the nodes kwok manages; real nodes (none here) would be left alone.

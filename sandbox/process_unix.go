@@ -40,8 +40,10 @@ func processAlive(pid int, argv0 string) bool {
 		return true
 	}
 	cmdline, err := os.ReadFile(proc + "/cmdline")
-	if err != nil {
-		return true // no procfs (macOS): trust the signal probe
+	if err != nil || len(cmdline) == 0 {
+		// No procfs (macOS): trust the signal probe. Empty: the child is inside execve (its new
+		// arguments are not mapped yet), which happens right after exec.Cmd.Start returns.
+		return true
 	}
 	first, _, _ := bytes.Cut(cmdline, []byte{0})
 	return string(first) == argv0

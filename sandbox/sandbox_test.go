@@ -5,6 +5,7 @@ package sandbox_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -214,10 +215,15 @@ func TestSandboxLifecycle(t *testing.T) {
 	})
 
 	t.Run("down stops everything, up starts again", func(t *testing.T) {
-		last, err := sandbox.Status(t.Context(), dir)
-		if err != nil || !last.Healthy || last.NodesReady != 5 || len(last.Processes) != 6 {
-			t.Fatalf("status before down = %+v, %v", last, err)
-		}
+		var last *sandbox.State
+		waitFor(t, 30*time.Second, func(ctx context.Context) (bool, error) {
+			var err error
+			last, err = sandbox.Status(ctx, dir)
+			if err != nil {
+				return false, err
+			}
+			return last.Healthy && last.NodesReady == 5 && len(last.Processes) == 6, fmt.Errorf("status %+v", last)
+		})
 		began := time.Now()
 		if err := sandbox.Down(t.Context(), dir); err != nil {
 			t.Fatal(err)

@@ -1,24 +1,29 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshroll/meshroll/internal/istio"
+	"github.com/meshroll/meshroll/internal/manifest"
 	mcheck "github.com/meshroll/meshroll/internal/manifest/check"
 )
 
-func newManifestCmd() *cobra.Command {
+func newManifestCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "manifest",
 		Short: "Render, validate and diff an Istio revision's manifests before anything is applied",
 	}
-	cmd.AddCommand(newManifestRenderCmd(), newManifestValidateCmd())
+	cmd.AddCommand(newManifestRenderCmd(), newManifestValidateCmd(), newManifestDiffCmd(kube))
 	return cmd
 }
 
@@ -29,6 +34,9 @@ type renderFlags struct {
 	components                   []string
 	values, set                  []string
 	gatewayName, gatewayNS       string
+	labels, annotations          map[string]string
+	patches                      []string
+	templateLabels               bool
 }
 
 func (f *renderFlags) bind(cmd *cobra.Command) {
@@ -41,6 +49,42 @@ func (f *renderFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.chartsDir, "charts", "", "render from this local charts directory (base/, istio-control/, gateway/) instead of the istio.io/istio Go module")
 	fl.StringVar(&f.gatewayName, "gateway-name", istio.DefaultGatewayName, "gateway release name")
 	fl.StringVar(&f.gatewayNS, "gateway-namespace", istio.DefaultGatewayNamespace, "gateway namespace")
+	fl.StringToStringVar(&f.labels, "label", nil, "label stamped on every rendered object, key=value (repeatable)")
+	fl.StringToStringVar(&f.annotations, "annotation", nil, "annotation stamped on every rendered object, key=value (repeatable)")
+	fl.BoolVar(&f.templateLabels, "template-labels", false, "also stamp --label on pod templates (changes pod identity: restarts pods)")
+	fl.StringArrayVar(&f.patches, "patch", nil, "patch file: a YAML list of {target, type: json|merge|strategic, patch} (repeatable)")
+}
+
+// postProcess loads the patch files and builds the post-processing step.
+func (f *renderFlags) postProcess() (manifest.PostProcess, error) {
+	pp := manifest.PostProcess{Labels: f.labels, Annotations: f.annotations, TemplateLabels: f.templateLabels}
+	for _, path := range f.patches {
+		ps, err := manifest.LoadPatches(path)
+		if err != nil {
+			return pp, err
+		}
+		pp.Patches = append(pp.Patches, ps...)
+	}
+	return pp, nil
+}
+
+// render runs the whole pipeline: render, then post-process. Install
+// commands call the same function, so they apply what render prints.
+func (f *renderFlags) render(ctx context.Context) ([]*unstructured.Unstructured, istio.RenderOptions, error) {
+	opts, err := f.options()
+	if err != nil {
+		return nil, opts, err
+	}
+	pp, err := f.postProcess()
+	if err != nil {
+		return nil, opts, err
+	}
+	objs, err := istio.Render(ctx, opts)
+	if err != nil {
+		return nil, opts, err
+	}
+	objs, err = pp.Apply(objs)
+	return objs, opts, err
 }
 
 // options validates the flags and builds render options; every problem is
@@ -124,31 +168,45 @@ func mergeValues(dst, src map[string]any) map[string]any {
 
 func newManifestRenderCmd() *cobra.Command {
 	f := &renderFlags{}
+	var out, layout string
+	var split bool
 	cmd := &cobra.Command{
 		Use:   "render",
-		Short: "Render a revision from Istio's own Helm charts",
-		Args:  cobra.NoArgs,
+		Short: "Render a revision from Istio's own Helm charts, post-process it and optionally split CRDs from the rest",
+		Example: `  meshroll manifest render --version 1.24.2 --components base,istiod,gateway > istio.yaml
+  meshroll manifest render --version 1.24.2 --label team=platform --patch patches.yaml --split --layout charts --out ./istio-1.24.2`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := f.options()
+			if layout != string(manifest.LayoutDirs) && layout != string(manifest.LayoutCharts) {
+				return fmt.Errorf("unknown --layout %q: use dirs or charts", layout)
+			}
+			if split && out == "" {
+				return fmt.Errorf("--split writes two outputs: give a directory with --out")
+			}
+			objs, opts, err := f.render(cmd.Context())
 			if err != nil {
 				return err
 			}
-			objs, err := istio.Render(cmd.Context(), opts)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			for _, o := range objs {
-				b, err := yaml.Marshal(o.Object)
+			if out == "" {
+				b, err := manifest.Encode(objs)
 				if err != nil {
-					return fmt.Errorf("failed to encode %s %q: %w", o.GetKind(), o.GetName(), err)
+					return err
 				}
-				fmt.Fprintf(out, "---\n%s", b)
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
 			}
+			files, err := manifest.Write(out, objs, split, manifest.Layout(layout), manifest.ChartMeta{Version: opts.Version, AppVersion: opts.Version})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d objects to %d files under %s\n", len(objs), len(files), out)
 			return nil
 		},
 	}
 	f.bind(cmd)
+	cmd.Flags().StringVar(&out, "out", "", "write to this directory instead of stdout")
+	cmd.Flags().BoolVar(&split, "split", false, "split CRDs from everything else (needs --out)")
+	cmd.Flags().StringVar(&layout, "layout", string(manifest.LayoutDirs), "with --out: dirs (plain YAML) or charts (Helm charts istio-crd and istio)")
 	return cmd
 }
 
@@ -170,6 +228,14 @@ func newManifestValidateCmd() *cobra.Command {
 					return err
 				}
 				in = mcheck.NewInput(docs, kubeVersion)
+			} else if isRendered(args[0]) {
+				// meshroll's own output (possibly Helm charts with escaped
+				// templates): read it back the way it was written.
+				objs, err := manifest.ReadDir(args[0])
+				if err != nil {
+					return err
+				}
+				in = mcheck.FromObjects(objs, kubeVersion)
 			} else {
 				var err error
 				if in, err = mcheck.LoadPath(args[0]); err != nil {
@@ -205,4 +271,10 @@ func newManifestValidateCmd() *cobra.Command {
 	out.bind(cmd)
 	cmd.Flags().StringVar(&kubeVersion, "kube-version", mcheck.DefaultKubeVersion, "target Kubernetes version for API removal checks")
 	return cmd
+}
+
+// isRendered reports whether path is a directory `manifest render --out` wrote.
+func isRendered(path string) bool {
+	_, err := os.Stat(filepath.Join(path, manifest.MarkerFile))
+	return err == nil
 }

@@ -67,7 +67,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newStatusCmd(kube),
 		newCheckCmd(kube),
 		newDemoCmd(),
-		newManifestCmd(),
+		newManifestCmd(kube),
 	)
 	return root
 }

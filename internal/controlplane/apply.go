@@ -175,3 +175,12 @@ func Summarize(changes []Change) string {
 	}
 	return fmt.Sprintf("%d created, %d configured, %d unchanged", counts[Created], counts[Configured], counts[Unchanged])
 }
+
+// Get reads the live copy of obj (same kind, namespace and name).
+func (a *Applier) Get(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	ri, err := a.resource(obj)
+	if err != nil {
+		return nil, err
+	}
+	return ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
+}

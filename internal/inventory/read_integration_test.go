@@ -1,10 +1,8 @@
-//go:build integration
-
-// Integration tests against the sandbox's real kube-apiserver. They are
-// behind the "integration" build tag so `go test ./...` stays cluster-free:
+// Integration tests against the sandbox's real kube-apiserver, started once
+// for the package by TestMain; `go test -short` skips them:
 //
-//	go test -tags integration ./internal/inventory/
-//	go test -tags integration -run xxx -bench Read -benchtime 3x ./internal/inventory/
+//	go test ./internal/inventory/
+//	go test -run xxx -bench Read -benchtime 3x ./internal/inventory/
 package inventory
 
 import (

@@ -324,3 +324,12 @@ func BenchmarkDiff(b *testing.B) {
 		}
 	}
 }
+
+func TestDiffBothRevisionsInFromSet(t *testing.T) {
+	from := []*unstructured.Unstructured{istiod(t, "1-24-2", "1.24.2"), istiod(t, "1-23-2", "1.23.2")}
+	to := []*unstructured.Unstructured{istiod(t, "1-24-2", "1.24.2")}
+	d := Compute(from, to, DiffOptions{FromRevision: "1-23-2", ToRevision: "1-24-2"})
+	if d.Summary != (DiffSummary{Removed: 1, Unchanged: 1}) || d.Objects[0].Name != "istiod-1-23-2" {
+		t.Fatalf("summary %+v objects %+v", d.Summary, d.Objects)
+	}
+}

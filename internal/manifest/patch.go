@@ -212,6 +212,7 @@ type patchEntry struct {
 
 // LoadPatches reads a patch file: a YAML list whose entries are
 //
+//	# patches.yaml
 //	- target:                   # all fields optional; empty matches any object
 //	    kind: Deployment
 //	    name: istiod-*          # glob

@@ -113,7 +113,7 @@ func TestInject(t *testing.T) {
 				}
 				wantLabels := map[string]string{
 					"pod-template-hash": "7d9f8c6b5", "tier": "front",
-					"security.istio.io/tlsMode": "istio",
+					"security.istio.io/tlsMode":       "istio",
 					"service.istio.io/canonical-name": "web", "service.istio.io/canonical-revision": "latest",
 				}
 				if diff := cmp.Diff(wantLabels, pod.Labels); diff != "" {
@@ -146,7 +146,7 @@ func TestInject(t *testing.T) {
 				}
 				wantLabels := map[string]string{
 					"app": "reviews", "version": "v2", "a/b~c": "x",
-					"security.istio.io/tlsMode": "istio",
+					"security.istio.io/tlsMode":       "istio",
 					"service.istio.io/canonical-name": "reviews", "service.istio.io/canonical-revision": "v2",
 				}
 				if diff := cmp.Diff(wantLabels, pod.Labels); diff != "" {
