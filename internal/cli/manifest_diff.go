@@ -130,4 +130,3 @@ func clusterObjects(ctx context.Context, kube *genericclioptions.ConfigFlags, co
 	}
 	return live, nil
 }
-
