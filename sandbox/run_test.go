@@ -1,11 +1,13 @@
-//go:build unix
+//go:build linux
 
 package sandbox
 
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,12 @@ func TestStartStopProcess(t *testing.T) {
 	}
 	if !processAlive(p.PID, p.Argv0) {
 		t.Fatal("started process is not alive")
+	}
+	// Until execve has mapped the new arguments the program cannot be told apart; wait for it.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline"); len(b) > 0 {
+			break
+		}
 	}
 	if processAlive(p.PID, "/not/the/program") {
 		t.Error("process alive under another program name")

@@ -50,6 +50,10 @@ type Options struct {
 	// (a free port, also in State.Ports["injector"]) in its environment, and must listen on that
 	// port on 127.0.0.1: Up waits for it to accept connections.
 	Injector []string
+	// APIOnly starts only etcd and kube-apiserver, with no nodes: objects stay
+	// exactly as written because no controller, scheduler or kwok acts on
+	// them. Benchmarks of reads at scale use it; it is no cluster to roll out on.
+	APIOnly bool
 }
 
 // State describes a sandbox: where it lives, how to reach it and what runs. It is persisted as

@@ -81,6 +81,9 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	if err := ensureRunning(ctx, out, st, comps[1:2]); err != nil {
 		return st, err
 	}
+	if opts.APIOnly {
+		comps = comps[:2]
+	}
 	if err := ensureRunning(ctx, out, st, comps[2:]); err != nil {
 		return st, err
 	}
@@ -109,12 +112,14 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	if want <= 0 {
 		want = DefaultNodes
 	}
-	st.Nodes = max(st.Nodes, want)
-	if st.NodesReady, err = ensureNodes(ctx, cs, want); err != nil {
-		return st, fmt.Errorf("%w\n%s", err, logTail(logPath(dir, nameKwok), 20))
-	}
-	if err := waitDefaultServiceAccount(ctx, cs); err != nil {
-		return st, fmt.Errorf("%w\n%s", err, logTail(logPath(dir, nameKCM), 20))
+	if !opts.APIOnly {
+		st.Nodes = max(st.Nodes, want)
+		if st.NodesReady, err = ensureNodes(ctx, cs, want); err != nil {
+			return st, fmt.Errorf("%w\n%s", err, logTail(logPath(dir, nameKwok), 20))
+		}
+		if err := waitDefaultServiceAccount(ctx, cs); err != nil {
+			return st, fmt.Errorf("%w\n%s", err, logTail(logPath(dir, nameKCM), 20))
+		}
 	}
 	if len(opts.Injector) == 0 {
 		st.dropDead(nameInjector) // an injector from an earlier Up that was not asked for again

@@ -68,6 +68,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newCheckCmd(kube),
 		newDemoCmd(),
 		newManifestCmd(kube),
+		newPlanCmd(kube),
 	)
 	return root
 }

@@ -52,6 +52,14 @@ func (s Strategy) maxMinorsPerHop() int {
 	return 2
 }
 
+// label is the strategy as prose.
+func (s Strategy) label() string {
+	if s == StrategyInPlace {
+		return "in-place"
+	}
+	return string(s)
+}
+
 // HopKind classifies a hop so the CLI and the executor can tell a routine
 // patch from a minor jump or a downgrade at a glance.
 type HopKind string
@@ -252,11 +260,13 @@ func (st *pathState) planDataPlaneOnly(p Path) (Path, error) {
 		p.Notes = append(p.Notes, fmt.Sprintf("already at %s: every control plane and proxy runs it", st.to))
 		return p, nil
 	}
-	p.Hops = append(p.Hops, st.dataPlaneHop(st.to))
+	p.Hops = append(p.Hops, st.dataPlaneHop(st.to, ""))
 	return p, nil
 }
 
-func (st *pathState) dataPlaneHop(onto Version) Hop {
+// dataPlaneHop restarts every proxy older than onto; why, when set, says
+// what forced it.
+func (st *pathState) dataPlaneHop(onto Version, why string) Hop {
 	var lagging []Version
 	for _, px := range st.proxies {
 		if px.Compare(onto) < 0 {
@@ -266,6 +276,9 @@ func (st *pathState) dataPlaneHop(onto Version) Hop {
 	reason := fmt.Sprintf("restart proxies on %s onto the %s control plane; no control plane changes", joinVersions(lagging), onto)
 	if !Skew(lagging[0], onto).Supported() {
 		reason += fmt.Sprintf(" (proxies on %s are already outside Istio's supported skew)", lagging[0])
+	}
+	if why != "" {
+		reason += "; " + why
 	}
 	return Hop{From: lagging[0], To: onto, Kind: HopDataPlane, Reason: reason}
 }
@@ -298,7 +311,8 @@ func (st *pathState) planUpgrade(p Path) (Path, error) {
 		if !found && first && st.proxiesLagBehind(st.cps[len(st.cps)-1]) {
 			// Lagging proxies pin every control-plane hop; move them first.
 			hi := st.cps[len(st.cps)-1]
-			p.Hops = append(p.Hops, st.dataPlaneHop(hi))
+			p.Hops = append(p.Hops, st.dataPlaneHop(hi, fmt.Sprintf(
+				"any control-plane hop toward %s would leave proxies on %s more than n-%d behind it", st.to, st.proxies[0], MaxProxyMinorsBehind)))
 			st.proxies = []Version{hi}
 			continue
 		}
@@ -434,7 +448,7 @@ func (st *pathState) explainStuck(cur Version, first bool, cands []Version) erro
 			return &NoPathError{Reason: fmt.Sprintf(
 				"installed control planes %s and %s are %d minors apart, more than one %s hop may cross (%d); "+
 					"migrate the workloads of %s onto a newer revision and remove it first",
-				cur, hi, hi.Minor-cur.Minor, st.strategy, reach, cur)}
+				cur, hi, hi.Minor-cur.Minor, st.strategy.label(), reach, cur)}
 		}
 		for _, c := range st.cps {
 			if c.Compare(cur) == 0 || (c.Compare(st.to) > 0 && c.Minor == st.to.Minor) {
@@ -454,11 +468,11 @@ func (st *pathState) explainStuck(cur Version, first bool, cands []Version) erro
 		}
 	}
 	if len(missing) == 0 {
-		return &NoPathError{Reason: fmt.Sprintf("no hop from %s toward %s satisfies the %s rules", cur, st.to, st.strategy)}
+		return &NoPathError{Reason: fmt.Sprintf("no hop from %s toward %s satisfies the %s rules", cur, st.to, st.strategy.label())}
 	}
 	return &NoPathError{Reason: fmt.Sprintf(
 		"from %s a %s hop may cross at most %d minor(s), but no renderable release exists for %s, so %s cannot be reached",
-		cur, st.strategy, reach, strings.Join(missing, " or "), st.to)}
+		cur, st.strategy.label(), reach, strings.Join(missing, " or "), st.to)}
 }
 
 // planDowngrade handles every control plane at or above the target.

@@ -68,6 +68,20 @@ func (v Version) String() string {
 	return s
 }
 
+// MarshalText writes a version as "1.24.2" in JSON and YAML, the spelling
+// users type, rather than as a struct of numbers.
+func (v Version) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// UnmarshalText parses what MarshalText wrote.
+func (v *Version) UnmarshalText(b []byte) error {
+	p, err := ParseVersion(string(b))
+	if err != nil {
+		return err
+	}
+	*v = p
+	return nil
+}
+
 // Compare returns -1, 0 or +1 as v is older than, equal to or newer than o.
 // Pre-releases sort before their release and among themselves by text.
 func (v Version) Compare(o Version) int {

@@ -49,8 +49,9 @@ const dirPattern = "meshroll-sandbox-*"
 
 // settings are the choices Options make.
 type settings struct {
-	nodes int
-	out   io.Writer
+	nodes   int
+	out     io.Writer
+	apiOnly bool
 }
 
 // Option changes how Main starts the sandbox.
@@ -58,6 +59,9 @@ type Option func(*settings)
 
 // WithNodes asks for n fake nodes instead of sandbox.DefaultNodes.
 func WithNodes(n int) Option { return func(s *settings) { s.nodes = n } }
+
+// WithAPIOnly starts only etcd and kube-apiserver (see sandbox.Options.APIOnly).
+func WithAPIOnly() Option { return func(s *settings) { s.apiOnly = true } }
 
 // WithOut sends the sandbox's progress lines to w instead of stderr.
 func WithOut(w io.Writer) Option { return func(s *settings) { s.out = w } }
@@ -100,7 +104,7 @@ func Main(m *testing.M, opts ...Option) int {
 	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
-	_, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: s.nodes, Out: s.out})
+	_, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: s.nodes, Out: s.out, APIOnly: s.apiOnly})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandboxtest: failed to start sandbox %q: %v\n", dir, err)
