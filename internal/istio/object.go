@@ -37,10 +37,11 @@ func namespaced(obj *unstructured.Unstructured) bool {
 	return true
 }
 
-// parseManifest splits a multi-document YAML file into objects, skipping
+// ParseManifest splits a multi-document YAML stream into objects, skipping
 // empty documents (templates switched off by a condition render as comments
-// or nothing). source names the template in errors.
-func parseManifest(source, manifest string) ([]*unstructured.Unstructured, error) {
+// or nothing). source names the template or file in errors. Rendering and
+// reading back written manifests share it, so both accept the same input.
+func ParseManifest(source, manifest string) ([]*unstructured.Unstructured, error) {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
 	var objs []*unstructured.Unstructured
 	for i := 0; ; i++ {

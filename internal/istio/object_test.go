@@ -22,10 +22,10 @@ func TestParseManifest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			objs, err := parseManifest("t.yaml", tt.manifest)
+			objs, err := ParseManifest("t.yaml", tt.manifest)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseManifest() error = %v, want containing %q", err, tt.wantErr)
+					t.Fatalf("ParseManifest() error = %v, want containing %q", err, tt.wantErr)
 				}
 				return
 			}

@@ -207,7 +207,7 @@ func renderComponent(dir string, comp Component, o RenderOptions, user map[strin
 	var objs []*unstructured.Unstructured
 	if comp == Base {
 		for _, crd := range ch.CRDObjects() {
-			docs, err := parseManifest(crd.Filename, string(crd.File.Data))
+			docs, err := ParseManifest(crd.Filename, string(crd.File.Data))
 			if err != nil {
 				return nil, err
 			}
@@ -224,7 +224,7 @@ func renderComponent(dir string, comp Component, o RenderOptions, user map[strin
 		if base == "NOTES.txt" || strings.HasPrefix(base, "_") {
 			continue
 		}
-		docs, err := parseManifest(n, rendered[n])
+		docs, err := ParseManifest(n, rendered[n])
 		if err != nil {
 			return nil, err
 		}

@@ -1,19 +1,18 @@
 package manifest
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshroll/meshroll/internal/istio"
 )
 
 // Layout is how Write arranges split manifests on disk.
@@ -370,27 +369,5 @@ func chartOf(p string, charts []string) string {
 
 // parseDocs splits a YAML stream into objects, skipping empty documents.
 func parseDocs(source string, data []byte) ([]*unstructured.Unstructured, error) {
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []*unstructured.Unstructured
-	for i := 1; ; i++ {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("failed to split manifest %q: %w", source, err)
-		}
-		var m map[string]any
-		if err := yaml.Unmarshal(doc, &m); err != nil {
-			return nil, fmt.Errorf("failed to parse document %d of manifest %q: %w", i, source, err)
-		}
-		if len(m) == 0 {
-			continue
-		}
-		obj := &unstructured.Unstructured{Object: m}
-		if obj.GetAPIVersion() == "" || obj.GetKind() == "" || obj.GetName() == "" {
-			return nil, fmt.Errorf("failed to parse document %d of manifest %q: apiVersion, kind and metadata.name are required", i, source)
-		}
-		objs = append(objs, obj)
-	}
+	return istio.ParseManifest(source, string(data))
 }
