@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -188,6 +189,9 @@ func applyIstio(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interfa
 	if err != nil {
 		return err
 	}
+	for _, o := range objs {
+		neverCall(o)
+	}
 	crds, rest := manifest.Split(objs)
 	a := controlplane.NewApplier(dc, kc.Discovery(), false)
 	if _, err := a.Apply(ctx, crds); err != nil {
@@ -263,4 +267,23 @@ func seedWorkload(ctx context.Context, kc kubernetes.Interface, ns, name string,
 
 func appSpec() corev1.PodSpec {
 	return corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}}
+}
+
+// neverCall makes Istio's webhooks match no object: no istiod runs in an
+// API-only sandbox, and an API server must never try to reach the Service
+// names they carry. Inventory reads them as objects all the same.
+func neverCall(o *unstructured.Unstructured) {
+	if o.GetKind() != "MutatingWebhookConfiguration" && o.GetKind() != "ValidatingWebhookConfiguration" {
+		return
+	}
+	hooks, _, _ := unstructured.NestedSlice(o.Object, "webhooks")
+	for _, h := range hooks {
+		m, ok := h.(map[string]any)
+		if !ok {
+			continue
+		}
+		m["failurePolicy"] = "Ignore"
+		m["objectSelector"] = map[string]any{"matchLabels": map[string]any{"meshroll.io/never": "match"}}
+	}
+	_ = unstructured.SetNestedSlice(o.Object, hooks, "webhooks")
 }
