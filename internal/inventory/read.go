@@ -90,8 +90,12 @@ func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
 			}
 		}()
 	}
-	run(func() error { return eachPod(ctx, c, tally.add) })
-	run(func() (err error) { o.namespaces, err = readNamespaces(ctx, c); return err })
+	// Namespaces first: the pod LIST is split by namespace so that the API
+	// server encodes and this process decodes several pages at once.
+	if o.namespaces, err = readNamespaces(ctx, c); err != nil {
+		return nil, err
+	}
+	run(func() error { return eachPod(ctx, c, sortedKeys(o.namespaces), tally.add) })
 	run(func() (err error) {
 		o.replicaSets, err = readControllers(ctx, c, gvrReplicaSets, "ReplicaSet")
 		return err
@@ -130,21 +134,85 @@ func eachPage(ctx context.Context, list pager.ListPageFunc, fn func(runtime.Obje
 	return p.EachListItem(ctx, metav1.ListOptions{}, fn)
 }
 
-func eachPod(ctx context.Context, c Clients, fn func(*corev1.Pod)) error {
-	err := eachPage(ctx, func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-		return c.Kube.CoreV1().Pods("").List(ctx, opts)
-	}, func(obj runtime.Object) error {
-		pod, ok := obj.(*corev1.Pod)
-		if !ok {
-			return fmt.Errorf("failed to read pod %T: %w", obj, errUnexpectedTy)
-		}
-		fn(pod)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("failed to list %s: %w", "pods", err)
+// podListers is how many namespaces' pods are listed at once. Two streams
+// already keep both sides of the connection busy; more only add contention.
+const podListers = 3
+
+// eachPod lists every pod, paged, a few namespaces at a time, and folds them
+// through fn on one goroutine (fn need not be safe for concurrent use). Each
+// namespace's pages come from one consistent LIST.
+func eachPod(ctx context.Context, c Clients, namespaces []string, fn func(*corev1.Pod)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan []corev1.Pod, pageBuffer)
+	next := make(chan string)
+	errc := make(chan error, podListers)
+	var wg sync.WaitGroup
+	for range podListers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ns := range next {
+				if err := listPods(ctx, c, ns, pages); err != nil {
+					errc <- err
+					cancel()
+					return
+				}
+			}
+		}()
 	}
-	return nil
+	go func() {
+		defer close(pages)
+		defer wg.Wait()
+		defer close(next)
+		for _, ns := range namespaces {
+			select {
+			case next <- ns:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for items := range pages {
+		for i := range items {
+			fn(&items[i])
+		}
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("failed to list %s: %w", "pods", err)
+	default:
+		return ctx.Err()
+	}
+}
+
+// listPods sends one namespace's pods, page by page.
+func listPods(ctx context.Context, c Clients, ns string, pages chan<- []corev1.Pod) error {
+	opts := metav1.ListOptions{Limit: pageSize}
+	for {
+		list, err := c.Kube.CoreV1().Pods(ns).List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		select {
+		case pages <- list.Items:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if list.Continue == "" {
+			return nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // eachMeta streams a paged metadata-only LIST through fn.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -64,6 +65,12 @@ type RenderOptions struct {
 	Set []string
 	// Source finds the charts; nil means ModuleSource{}.
 	Source ChartSource
+	// Cache, when not nil, serves a render made before with the same
+	// charts, options and values instead of running Helm again, and keeps
+	// this one for next time (see RenderCache). nil renders every time. The
+	// CLI passes NewRenderCache(DefaultRenderCacheDir()) unless told not to;
+	// libraries and tests choose for themselves.
+	Cache *RenderCache
 }
 
 // Render renders the requested components of an Istio release into
@@ -79,16 +86,58 @@ func Render(ctx context.Context, opts RenderOptions) ([]*unstructured.Unstructur
 	if err != nil {
 		return nil, err
 	}
-	dir, err := o.Source.ChartsDir(ctx, o.Version)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("failed to render istio %s: %w", o.Version, err)
+	}
+	if o.Cache == nil {
+		return render(ctx, o, user, "")
+	}
+	key, dir, err := o.Cache.key(ctx, o, user)
 	if err != nil {
 		return nil, err
 	}
-	set := newObjectSet()
-	for _, comp := range o.Components {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("failed to render component %q: %w", comp, err)
+	if objs := key.get(); objs != nil {
+		return objs, nil
+	}
+	objs, err := render(ctx, o, user, dir)
+	if err != nil {
+		return nil, err
+	}
+	key.put(objs)
+	return objs, nil
+}
+
+// render runs Helm for each component; dir is the charts directory, or ""
+// to ask the source.
+func render(ctx context.Context, o RenderOptions, user map[string]any, dir string) ([]*unstructured.Unstructured, error) {
+	if dir == "" {
+		var err error
+		if dir, err = o.Source.ChartsDir(ctx, o.Version); err != nil {
+			return nil, err
 		}
-		objs, err := renderComponent(dir, comp, o, user)
+	}
+	// Charts render independently (each gets its own copy of the values),
+	// so they render concurrently; results are collected in component order,
+	// so output and the error reported stay deterministic.
+	type result struct {
+		objs []*unstructured.Unstructured
+		err  error
+	}
+	results := make([]result, len(o.Components))
+	var wg sync.WaitGroup
+	for i, comp := range o.Components {
+		wg.Go(func() {
+			if err := ctx.Err(); err != nil {
+				results[i].err = fmt.Errorf("failed to render component %q: %w", comp, err)
+				return
+			}
+			results[i].objs, results[i].err = renderComponent(dir, comp, o, user)
+		})
+	}
+	wg.Wait()
+	set := newObjectSet()
+	for i, comp := range o.Components {
+		objs, err := results[i].objs, results[i].err
 		if err != nil {
 			return nil, err
 		}
