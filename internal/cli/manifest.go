@@ -36,7 +36,7 @@ type renderFlags struct {
 	gatewayName, gatewayNS       string
 	labels, annotations          map[string]string
 	patches                      []string
-	templateLabels               bool
+	templateLabels, noCache      bool
 }
 
 func (f *renderFlags) bind(cmd *cobra.Command) {
@@ -52,6 +52,7 @@ func (f *renderFlags) bind(cmd *cobra.Command) {
 	fl.StringToStringVar(&f.labels, "label", nil, "label stamped on every rendered object, key=value (repeatable)")
 	fl.StringToStringVar(&f.annotations, "annotation", nil, "annotation stamped on every rendered object, key=value (repeatable)")
 	fl.BoolVar(&f.templateLabels, "template-labels", false, "also stamp --label on pod templates (changes pod identity: restarts pods)")
+	fl.BoolVar(&f.noCache, "no-render-cache", false, "render from the charts even when the same render is cached under the user cache dir")
 	fl.StringArrayVar(&f.patches, "patch", nil, "patch file: a YAML list of {target, type: json|merge|strategic, patch} (repeatable)")
 }
 
@@ -121,6 +122,12 @@ func (f *renderFlags) options() (istio.RenderOptions, error) {
 	}
 	if f.chartsDir != "" {
 		opts.Source = istio.DirSource{Dir: f.chartsDir}
+	}
+	if !f.noCache {
+		// A release's charts never change, so the same render is reused;
+		// without a cache dir the cache still works in memory.
+		dir, _ := istio.DefaultRenderCacheDir()
+		opts.Cache = istio.NewRenderCache(dir)
 	}
 	return opts, nil
 }

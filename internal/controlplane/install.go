@@ -127,6 +127,10 @@ func namespacesFor(objs []*unstructured.Unstructured) []*unstructured.Unstructur
 		n.SetAPIVersion("v1")
 		n.SetKind("Namespace")
 		n.SetName(ns)
+		// The API server stamps this label on every namespace; applying
+		// without it would strip and re-add it, turning every rerun into a
+		// write.
+		n.SetLabels(map[string]string{"kubernetes.io/metadata.name": ns})
 		out = append(out, n)
 	}
 	return out

@@ -77,6 +77,8 @@ type RenderOptions struct {
 // Kubernetes objects, using Helm's Go SDK so no helm binary is needed and the
 // output is the same as `helm template`. Objects come back in apply order:
 // CRDs first, then Namespaces, then sorted by kind, namespace and name.
+// With opts.Cache set, a render made before with the same inputs is served
+// from the cache (as deep copies) instead.
 func Render(ctx context.Context, opts RenderOptions) ([]*unstructured.Unstructured, error) {
 	o, err := opts.normalize()
 	if err != nil {
