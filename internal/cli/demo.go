@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"text/tabwriter"
 	"time"
 
@@ -95,7 +97,14 @@ func (o *demoOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "\nNext: export KUBECONFIG=%s; meshroll status --workloads; meshroll check\n", st.Kubeconfig)
+	self := "meshroll"
+	if _, err := exec.LookPath(self); err != nil {
+		if exe, err := os.Executable(); err == nil {
+			self = exe
+		}
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "\nNext: export KUBECONFIG=%s\n      %s status --workloads; %s check; %s manifest diff cluster 1.24.2; %s plan --to 1.26.1\n",
+		st.Kubeconfig, self, self, self, self)
 	return nil
 }
 
