@@ -31,6 +31,7 @@ func newManifestCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 // install commands share them so they apply exactly what render prints.
 type renderFlags struct {
 	version, revision, chartsDir string
+	profile                      string
 	components                   []string
 	values, set                  []string
 	gatewayName, gatewayNS       string
@@ -42,6 +43,7 @@ type renderFlags struct {
 func (f *renderFlags) bind(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.version, "version", "", "Istio release to render, e.g. 1.24.2 (required)")
+	fl.StringVar(&f.profile, "profile", "", "Istio configuration profile (the charts' `profile` value), e.g. default, demo, minimal")
 	fl.StringVar(&f.revision, "revision", "", "revision name (default: the version with dashes, e.g. 1-24-2)")
 	fl.StringSliceVar(&f.components, "components", []string{"base", "istiod"}, "components to render: base, istiod, gateway")
 	fl.StringArrayVarP(&f.values, "values", "f", nil, "Helm values file (repeatable; later files win)")
@@ -112,6 +114,9 @@ func (f *renderFlags) options() (istio.RenderOptions, error) {
 			return istio.RenderOptions{}, err
 		}
 		opts.Components = append(opts.Components, comp)
+	}
+	if f.profile != "" {
+		opts.Values = map[string]any{"profile": f.profile}
 	}
 	for _, path := range f.values {
 		vals, err := readValues(path)
