@@ -31,7 +31,7 @@ func newManifestCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 // install commands share them so they apply exactly what render prints.
 type renderFlags struct {
 	version, revision, chartsDir string
-	profile                      string
+	profile, repo                string
 	components                   []string
 	values, set                  []string
 	gatewayName, gatewayNS       string
@@ -48,6 +48,7 @@ func (f *renderFlags) bind(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.components, "components", []string{"base", "istiod"}, "components to render: base, istiod, gateway")
 	fl.StringArrayVarP(&f.values, "values", "f", nil, "Helm values file (repeatable; later files win)")
 	fl.StringArrayVar(&f.set, "set", nil, "Helm value override key=value (repeatable)")
+	fl.StringVar(&f.repo, "repo", "", "render from this Helm chart repository URL (charts base, istiod, gateway) instead of the istio.io/istio Go module")
 	fl.StringVar(&f.chartsDir, "charts", "", "render from this local charts directory (base/, istio-control/, gateway/) instead of the istio.io/istio Go module")
 	fl.StringVar(&f.gatewayName, "gateway-name", istio.DefaultGatewayName, "gateway release name")
 	fl.StringVar(&f.gatewayNS, "gateway-namespace", istio.DefaultGatewayNamespace, "gateway namespace")
@@ -96,7 +97,10 @@ func (f *renderFlags) options() (istio.RenderOptions, error) {
 	if f.version == "" {
 		return istio.RenderOptions{}, fmt.Errorf("--version is required: pass an Istio release such as --version 1.24.2")
 	}
-	if _, err := istio.LookupRelease(f.version); err != nil && f.chartsDir == "" {
+	if f.chartsDir != "" && f.repo != "" {
+		return istio.RenderOptions{}, fmt.Errorf("--charts and --repo both name a chart source: pass one")
+	}
+	if _, err := istio.LookupRelease(f.version); err != nil && f.chartsDir == "" && f.repo == "" {
 		return istio.RenderOptions{}, err
 	}
 	if f.revision != "" {
@@ -125,8 +129,11 @@ func (f *renderFlags) options() (istio.RenderOptions, error) {
 		}
 		opts.Values = mergeValues(opts.Values, vals)
 	}
-	if f.chartsDir != "" {
+	switch {
+	case f.chartsDir != "":
 		opts.Source = istio.DirSource{Dir: f.chartsDir}
+	case f.repo != "":
+		opts.Source = istio.RepoSource{URL: f.repo}
 	}
 	if !f.noCache {
 		// A release's charts never change, so the same render is reused;

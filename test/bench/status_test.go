@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,6 +33,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		// No benchmark asked for (plain `go test ./...`): start no sandbox.
+		os.Exit(m.Run())
+	}
 	// Only the API server and etcd: seeded pods and ReplicaSets stay exactly as
 	// created (no controller reconciles them, no kwok rewrites their status),
 	// so both sides of the comparison read the same, still objects.
