@@ -69,6 +69,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newDemoCmd(),
 		newManifestCmd(kube),
 		newPlanCmd(kube),
+		newGatewayCmd(kube),
 	)
 	return root
 }
