@@ -70,6 +70,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newManifestCmd(kube),
 		newPlanCmd(kube),
 		newGatewayCmd(kube),
+		newRevisionCmd(kube),
 	)
 	return root
 }

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/manifest"
+	"github.com/meshroll/meshroll/internal/plan"
 	"github.com/meshroll/meshroll/sandbox/injector"
 )
 
@@ -28,6 +30,10 @@ type Clients struct {
 // InstallOptions say which revision to install and how.
 type InstallOptions struct {
 	Render istio.RenderOptions
+	// Objects, when set, are applied instead of rendering Render: the CLI
+	// renders, post-processes and validates first, and applies exactly that.
+	// Render.Version and Render.Revision still name what they are.
+	Objects []*unstructured.Unstructured
 	// DryRun sends every write as a server-side dry run and skips waiting.
 	DryRun bool
 	// Timeout bounds each wait (CRDs established, istiod available); 0 = 5m.
@@ -38,13 +44,19 @@ type InstallOptions struct {
 type Result struct {
 	Revision string
 	Changes  []Change
+	// Record is what the revision's record holds after the install (the
+	// planned one on a dry run, which writes nothing).
+	Record Record
 }
 
 // Install renders a revision and applies it beside whatever runs already:
-// namespaces, then CRDs (waiting until they are established), then the rest;
-// then it waits until the revision's istiod Deployment is available. Every
-// step is an idempotent apply, so an install interrupted at any point
-// completes when it is run again.
+// CRDs (waiting until they are established), then namespaces, then the
+// revision's record (see Record: what remove will delete), then the rest;
+// then it waits until the revision's istiod Deployment is available and its
+// injector webhook exists, and marks the record installed. Every step is an
+// idempotent apply, so an install interrupted at any point completes when it
+// is run again, and the record written before the first revision-owned object
+// lets remove clean up after an install that never completed.
 func Install(ctx context.Context, c Clients, opts InstallOptions) (*Result, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Minute
@@ -54,18 +66,39 @@ func Install(ctx context.Context, c Clients, opts InstallOptions) (*Result, erro
 		rev = istio.RevisionName(opts.Render.Version)
 		opts.Render.Revision = rev
 	}
-	objs, err := istio.Render(ctx, opts.Render)
-	if err != nil {
-		return nil, err
+	ns := opts.Render.Namespace
+	if ns == "" {
+		ns = istio.SystemNamespace
+	}
+	objs := opts.Objects
+	if objs == nil {
+		var err error
+		if objs, err = istio.Render(ctx, opts.Render); err != nil {
+			return nil, err
+		}
+	} else {
+		objs = deepCopy(objs)
 	}
 	if err := adaptToSandbox(ctx, c.Kube, objs); err != nil {
 		return nil, err
 	}
 	crds, rest := manifest.Split(objs)
-	rest = append(namespacesFor(rest), rest...)
+	namespaces := namespacesFor(rest)
+
+	prev, found, err := ReadRecord(ctx, c.Kube, ns, rev)
+	if err != nil {
+		return nil, err
+	}
+	rec := Record{Revision: rev, Version: opts.Render.Version, State: StateInstalling, Objects: prev.Objects}.Merge(ownedRefs(rest, rev))
+	// A rerun that tracks nothing new keeps the record as it is, so an
+	// idempotent install writes nothing at all.
+	intent := !found || prev.Version != rec.Version || len(prev.Objects) != len(rec.Objects)
+	if !intent {
+		rec.State = prev.State
+	}
 
 	a := NewApplier(c.Dynamic, c.Kube.Discovery(), opts.DryRun)
-	res := &Result{Revision: rev}
+	res := &Result{Revision: rev, Record: rec}
 	changes, err := a.Apply(ctx, crds)
 	res.Changes = append(res.Changes, changes...)
 	if err != nil {
@@ -78,16 +111,100 @@ func Install(ctx context.Context, c Clients, opts InstallOptions) (*Result, erro
 	if err := a.WaitEstablished(ctx, names, opts.Timeout); err != nil {
 		return res, err
 	}
+	changes, err = a.Apply(ctx, namespaces)
+	res.Changes = append(res.Changes, changes...)
+	if err != nil {
+		return res, err
+	}
+	// Record the intent before the first revision-owned write: an install
+	// killed halfway leaves a record that a rerun or a remove can use.
+	if intent && !opts.DryRun {
+		if err := WriteRecord(ctx, a, ns, rec); err != nil {
+			return res, err
+		}
+	}
+	if opts.DryRun {
+		// A dry run cannot place objects in a namespace it only pretended
+		// to create: report those as to be created, judge the rest.
+		var judged []*unstructured.Unstructured
+		for _, o := range rest {
+			if newNamespace(changes, o.GetNamespace()) {
+				res.Changes = append(res.Changes, Change{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Action: Created})
+				continue
+			}
+			judged = append(judged, o)
+		}
+		rest = judged
+	}
 	changes, err = a.Apply(ctx, rest)
 	res.Changes = append(res.Changes, changes...)
 	if err != nil || opts.DryRun {
 		return res, err
 	}
-	ns := opts.Render.Namespace
-	if ns == "" {
-		ns = istio.SystemNamespace
+	if err := WaitIstiod(ctx, c.Kube, ns, rev, opts.Timeout); err != nil {
+		return res, err
 	}
-	return res, WaitIstiod(ctx, c.Kube, ns, rev, opts.Timeout)
+	if err := waitInjector(ctx, c.Kube, rev, opts.Timeout); err != nil {
+		return res, err
+	}
+	if res.Record.State == StateInstalled {
+		return res, nil
+	}
+	res.Record.State = StateInstalled
+	return res, WriteRecord(ctx, a, ns, res.Record)
+}
+
+// newNamespace reports whether changes create namespace ns.
+func newNamespace(changes []Change, ns string) bool {
+	for _, c := range changes {
+		if c.Kind == "Namespace" && c.Name == ns && c.Action == Created {
+			return true
+		}
+	}
+	return false
+}
+
+// ownedRefs returns references to the objects an install of rev owns, in
+// apply order (see Owned).
+func ownedRefs(objs []*unstructured.Unstructured, rev string) []ObjectRef {
+	var out []ObjectRef
+	for _, o := range objs {
+		if Owned(o, rev) {
+			out = append(out, RefOf(o))
+		}
+	}
+	return out
+}
+
+func deepCopy(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		out[i] = o.DeepCopy()
+	}
+	return out
+}
+
+// InjectorName is the MutatingWebhookConfiguration a revision's istiod chart
+// renders for its injector.
+func InjectorName(rev string) string {
+	if rev == "" || rev == istio.DefaultRevision {
+		return istio.InjectorConfigMapPrefix
+	}
+	return istio.InjectorConfigMapPrefix + "-" + rev
+}
+
+// waitInjector blocks until the revision's injector webhook exists: only then
+// can namespaces be pointed at the revision.
+func waitInjector(ctx context.Context, kc kubernetes.Interface, rev string, timeout time.Duration) error {
+	name := InjectorName(rev)
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		_, err := kc.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to wait for injector webhook %q within %s: %w", name, timeout, err)
+	}
+	return nil
 }
 
 // adaptToSandbox points Istio's webhooks at the sandbox injector when the
@@ -189,4 +306,35 @@ func ptrOr(p *int32, def int32) int32 {
 		return def
 	}
 	return *p
+}
+
+// CheckPath says whether installing release to beside the installed control
+// planes is one safe canary hop, as the planner sees it. It returns the
+// planned path and, when the install is unsafe (no path, or a path that needs
+// intermediate releases first), an error that explains why. Nothing installed
+// means nothing to be unsafe about.
+func CheckPath(installed []InstalledRevision, to plan.Version, available []plan.Version) (plan.Path, error) {
+	if len(installed) == 0 {
+		return plan.Path{}, nil
+	}
+	req := plan.PathRequest{To: to, Strategy: plan.StrategyCanary, Available: available}
+	for _, r := range installed {
+		req.From = append(req.From, r.Version)
+	}
+	path, err := plan.PlanPath(req)
+	if err != nil {
+		return path, fmt.Errorf("refusing to install %s beside %s: %w", to, joinInstalled(installed), err)
+	}
+	if len(path.Hops) > 1 {
+		return path, fmt.Errorf("refusing to install %s beside %s: the safe path needs %d hops, install them in order:\n%s", to, joinInstalled(installed), len(path.Hops), path)
+	}
+	return path, nil
+}
+
+func joinInstalled(revs []InstalledRevision) string {
+	s := make([]string, 0, len(revs))
+	for _, r := range revs {
+		s = append(s, r.Name+" ("+r.Version.String()+")")
+	}
+	return strings.Join(s, ", ")
 }
