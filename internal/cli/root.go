@@ -71,6 +71,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newPlanCmd(kube),
 		newGatewayCmd(kube),
 		newRevisionCmd(kube),
+		newTagCmd(kube),
 	)
 	return root
 }
