@@ -8,6 +8,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/meshroll/meshroll/internal/check"
+	"github.com/meshroll/meshroll/internal/inventory"
 )
 
 // checkView is what `check -o json|yaml` prints.
@@ -17,19 +18,8 @@ type checkView struct {
 }
 
 func newCheckCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
-	out := &outputFlag{}
-	cmd := &cobra.Command{
-		Use:   "check",
-		Short: "Find mesh problems that would hurt an upgrade (exit 0 clean, 1 warnings, 2 errors)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			snap, err := readSnapshot(cmd, kube)
-			if err != nil {
-				return err
-			}
+	return snapshotCmd(kube, "check", "Find mesh problems that would hurt an upgrade (exit 0 clean, 1 warnings, 2 errors)",
+		func(cmd *cobra.Command, out *outputFlag, snap *inventory.Snapshot) error {
 			findings := check.Run(snap)
 			view := checkView{Findings: findings, ExitCode: check.ExitCode(findings)}
 			if err := out.print(cmd.OutOrStdout(), view, func(w *tabwriter.Writer) error {
@@ -41,10 +31,7 @@ func newCheckCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 				return &ExitError{Code: view.ExitCode}
 			}
 			return nil
-		},
-	}
-	out.bind(cmd)
-	return cmd
+		})
 }
 
 func printFindings(w *tabwriter.Writer, findings []check.Finding) error {

@@ -227,19 +227,8 @@ func inUseSummary(refs []controlplane.Referrer) string {
 }
 
 func newRevisionListCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
-	out := &outputFlag{}
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List installed revisions and what still uses each",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			snap, err := readSnapshot(cmd, kube)
-			if err != nil {
-				return err
-			}
+	return snapshotCmd(kube, "list", "List installed revisions and what still uses each",
+		func(cmd *cobra.Command, out *outputFlag, snap *inventory.Snapshot) error {
 			rows := revisionRows(snap)
 			return out.print(cmd.OutOrStdout(), rows, func(w *tabwriter.Writer) error {
 				fmt.Fprintln(w, "REVISION\tVERSION\tREADY\tTAGS\tNAMESPACES\tWORKLOADS\tPODS\tIN USE BY")
@@ -253,10 +242,7 @@ func newRevisionListCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 				}
 				return nil
 			})
-		},
-	}
-	out.bind(cmd)
-	return cmd
+		})
 }
 
 func newRevisionRemoveCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {

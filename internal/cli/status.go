@@ -20,11 +20,27 @@ type statusView struct {
 }
 
 func newStatusCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
-	out := &outputFlag{}
 	var wide bool
+	cmd := snapshotCmd(kube, "status", "Show control-plane revisions, tags and which proxies run where",
+		func(cmd *cobra.Command, out *outputFlag, snap *inventory.Snapshot) error {
+			view := statusView{Summary: snap.Summary(), Snapshot: snap}
+			return out.print(cmd.OutOrStdout(), view, func(w *tabwriter.Writer) error {
+				return printStatus(w, snap, view.Summary, wide)
+			})
+		})
+	cmd.Flags().BoolVar(&wide, "workloads", false, "also list every workload with its revisions and proxy versions")
+	return cmd
+}
+
+// snapshotCmd builds a read-only command that takes one inventory snapshot
+// and shows it: the shape every "look at the mesh" command shares (flags
+// validated before the cluster is touched, -o bound once).
+func snapshotCmd(kube *genericclioptions.ConfigFlags, use, short string,
+	show func(cmd *cobra.Command, out *outputFlag, snap *inventory.Snapshot) error) *cobra.Command {
+	out := &outputFlag{}
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show control-plane revisions, tags and which proxies run where",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.validate(); err != nil {
@@ -34,14 +50,10 @@ func newStatusCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			view := statusView{Summary: snap.Summary(), Snapshot: snap}
-			return out.print(cmd.OutOrStdout(), view, func(w *tabwriter.Writer) error {
-				return printStatus(w, snap, view.Summary, wide)
-			})
+			return show(cmd, out, snap)
 		},
 	}
 	out.bind(cmd)
-	cmd.Flags().BoolVar(&wide, "workloads", false, "also list every workload with its revisions and proxy versions")
 	return cmd
 }
 

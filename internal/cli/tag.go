@@ -66,19 +66,8 @@ func newTagSetCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 }
 
 func newTagListCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
-	out := &outputFlag{}
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List revision tags, the revision each points at and the namespaces using it",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			snap, err := readSnapshot(cmd, kube)
-			if err != nil {
-				return err
-			}
+	return snapshotCmd(kube, "list", "List revision tags, the revision each points at and the namespaces using it",
+		func(cmd *cobra.Command, out *outputFlag, snap *inventory.Snapshot) error {
 			tags := controlplane.ListTags(snap)
 			return out.print(cmd.OutOrStdout(), tags, func(w *tabwriter.Writer) error {
 				fmt.Fprintln(w, "TAG\tREVISION\tNAMESPACES")
@@ -87,10 +76,7 @@ func newTagListCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 				}
 				return nil
 			})
-		},
-	}
-	out.bind(cmd)
-	return cmd
+		})
 }
 
 func newTagRemoveCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
