@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/inventory"
 )
 
@@ -76,4 +78,31 @@ func ping(ctx context.Context, kc kubernetes.Interface, host string) error {
 		return fmt.Errorf("cannot reach the Kubernetes API server at %s: %v; %s", host, err, clusterHint)
 	}
 	return nil
+}
+
+// executorClients builds the typed and dynamic clients an executor needs,
+// after proving the cluster answers; the inventory clients come along for the
+// snapshot most executors judge their step against.
+func executorClients(ctx context.Context, kube *genericclioptions.ConfigFlags) (controlplane.Clients, inventory.Clients, error) {
+	ic, err := clusterClients(ctx, kube)
+	if err != nil {
+		return controlplane.Clients{}, ic, err
+	}
+	cfg, err := restConfig(kube)
+	if err != nil {
+		return controlplane.Clients{}, ic, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return controlplane.Clients{}, ic, fmt.Errorf("failed to create dynamic client: %w", err)
+	}
+	return controlplane.Clients{Kube: ic.Kube, Dynamic: dyn}, ic, nil
+}
+
+// dryRunPrefix marks output lines of a dry run.
+func dryRunPrefix(dryRun bool) string {
+	if dryRun {
+		return "(dry run) "
+	}
+	return ""
 }

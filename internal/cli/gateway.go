@@ -8,8 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/gateway"
@@ -54,29 +52,8 @@ func (f *gatewayFlags) validate() error {
 // gatewayClients builds the typed and dynamic clients the gateway executor
 // needs, after proving the API server answers.
 func gatewayClients(ctx context.Context, kube *genericclioptions.ConfigFlags) (gateway.Clients, error) {
-	cfg, err := restConfig(kube)
-	if err != nil {
-		return gateway.Clients{}, err
-	}
-	kc, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return gateway.Clients{}, fmt.Errorf("failed to create kubernetes client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return gateway.Clients{}, fmt.Errorf("failed to create dynamic client: %w", err)
-	}
-	if err := ping(ctx, kc, cfg.Host); err != nil {
-		return gateway.Clients{}, err
-	}
-	return gateway.Clients{Kube: kc, Dynamic: dyn}, nil
-}
-
-func gatewayDryRun(dry bool) string {
-	if dry {
-		return "(dry run) "
-	}
-	return ""
+	c, _, err := executorClients(ctx, kube)
+	return gateway.Clients{Kube: c.Kube, Dynamic: c.Dynamic}, err
 }
 
 func newGatewayInstallCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
@@ -110,12 +87,12 @@ func newGatewayInstallCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 			changes, err := gateway.Install(cmd.Context(), c, opts)
 			w := cmd.OutOrStdout()
 			for _, ch := range changes {
-				fmt.Fprintf(w, "%s%s\n", gatewayDryRun(dryRun), ch)
+				fmt.Fprintf(w, "%s%s\n", dryRunPrefix(dryRun), ch)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "%sgateway %s/%s colour %s installed (%s)\n", gatewayDryRun(dryRun), f.namespace,
+			fmt.Fprintf(w, "%sgateway %s/%s colour %s installed (%s)\n", dryRunPrefix(dryRun), f.namespace,
 				gateway.DeploymentName(f.name, rev), rev, controlplane.Summarize(changes))
 			return nil
 		},
@@ -160,9 +137,9 @@ func newGatewayExposeCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			for _, ch := range changes {
-				fmt.Fprintf(w, "%s%s\n", gatewayDryRun(dryRun), ch)
+				fmt.Fprintf(w, "%s%s\n", dryRunPrefix(dryRun), ch)
 			}
-			fmt.Fprintf(w, "%sgateway %s/%s exposed: service selects colour %s\n", gatewayDryRun(dryRun), f.namespace, f.name, rev)
+			fmt.Fprintf(w, "%sgateway %s/%s exposed: service selects colour %s\n", dryRunPrefix(dryRun), f.namespace, f.name, rev)
 			return nil
 		},
 	}
@@ -204,7 +181,7 @@ func newGatewaySwitchCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 				fmt.Fprintf(w, "gateway %s/%s already selects colour %s\n", f.namespace, f.name, res.To)
 				return nil
 			}
-			fmt.Fprintf(w, "%sgateway %s/%s switched from %s to %s\n", gatewayDryRun(dryRun), f.namespace, f.name, res.From, res.To)
+			fmt.Fprintf(w, "%sgateway %s/%s switched from %s to %s\n", dryRunPrefix(dryRun), f.namespace, f.name, res.From, res.To)
 			return nil
 		},
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/inventory"
@@ -27,24 +26,6 @@ func newRevisionCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	}
 	cmd.AddCommand(newRevisionInstallCmd(kube), newRevisionListCmd(kube), newRevisionRemoveCmd(kube))
 	return cmd
-}
-
-// controlplaneClients builds the typed and dynamic clients an executor needs,
-// after proving the cluster answers.
-func controlplaneClients(cmd *cobra.Command, kube *genericclioptions.ConfigFlags) (controlplane.Clients, inventory.Clients, error) {
-	ic, err := clusterClients(cmd.Context(), kube)
-	if err != nil {
-		return controlplane.Clients{}, ic, err
-	}
-	cfg, err := restConfig(kube)
-	if err != nil {
-		return controlplane.Clients{}, ic, err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return controlplane.Clients{}, ic, fmt.Errorf("failed to create dynamic client: %w", err)
-	}
-	return controlplane.Clients{Kube: ic.Kube, Dynamic: dyn}, ic, nil
 }
 
 func newRevisionInstallCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
@@ -71,7 +52,7 @@ func newRevisionInstallCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 			if err := validateRendered(w, objs); err != nil {
 				return err
 			}
-			c, _, err := controlplaneClients(cmd, kube)
+			c, _, err := executorClients(cmd.Context(), kube)
 			if err != nil {
 				return err
 			}
@@ -254,7 +235,7 @@ func newRevisionRemoveCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rev, w := args[0], cmd.OutOrStdout()
-			c, ic, err := controlplaneClients(cmd, kube)
+			c, ic, err := executorClients(cmd.Context(), kube)
 			if err != nil {
 				return err
 			}

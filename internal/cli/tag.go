@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/inventory"
@@ -101,7 +100,7 @@ func newTagRemoveCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			for _, ch := range res.Changes {
-				fmt.Fprintf(w, "%s%s\n", tagDryRunPrefix(opts.DryRun), ch)
+				fmt.Fprintf(w, "%s%s\n", dryRunPrefix(opts.DryRun), ch)
 			}
 			if len(res.Namespaces) > 0 {
 				fmt.Fprintf(w, "namespaces no longer injected: %s\n", strings.Join(res.Namespaces, ", "))
@@ -116,30 +115,15 @@ func newTagRemoveCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 
 // tagClients connects and reads the inventory a tag change is judged against.
 func tagClients(cmd *cobra.Command, kube *genericclioptions.ConfigFlags) (controlplane.Clients, *inventory.Snapshot, error) {
-	ic, err := clusterClients(cmd.Context(), kube)
+	c, ic, err := executorClients(cmd.Context(), kube)
 	if err != nil {
-		return controlplane.Clients{}, nil, err
-	}
-	cfg, err := restConfig(kube)
-	if err != nil {
-		return controlplane.Clients{}, nil, err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return controlplane.Clients{}, nil, fmt.Errorf("failed to create dynamic client: %w", err)
+		return c, nil, err
 	}
 	snap, err := inventory.Read(cmd.Context(), ic, time.Now())
 	if err != nil {
-		return controlplane.Clients{}, nil, err
+		return c, nil, err
 	}
-	return controlplane.Clients{Kube: ic.Kube, Dynamic: dyn}, snap, nil
-}
-
-func tagDryRunPrefix(dryRun bool) string {
-	if dryRun {
-		return "(dry run) "
-	}
-	return ""
+	return c, snap, nil
 }
 
 // printTagResult says where the tag points, what was written and which
@@ -153,7 +137,7 @@ func printTagResult(w io.Writer, res *controlplane.TagResult, dryRun bool) {
 		fmt.Fprintf(w, "tag %s: %s (istio %s)\n", p.Tag, p.Revision, p.Version)
 	}
 	for _, ch := range res.Changes {
-		fmt.Fprintf(w, "%s%s\n", tagDryRunPrefix(dryRun), ch)
+		fmt.Fprintf(w, "%s%s\n", dryRunPrefix(dryRun), ch)
 	}
 	if !p.Moves() {
 		return
