@@ -10,8 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/istio"
@@ -45,8 +43,10 @@ func newManifestDiffCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 				}
 				comps = append(comps, comp)
 			}
+			dir, _ := istio.DefaultRenderCacheDir()
+			cache := istio.NewRenderCache(dir)
 			load := func(src string) ([]*unstructured.Unstructured, error) {
-				return loadSide(cmd.Context(), kube, src, comps)
+				return loadSide(cmd.Context(), kube, src, comps, cache)
 			}
 			from, err := load(args[0])
 			if err != nil {
@@ -71,38 +71,28 @@ func newManifestDiffCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 
 // loadSide resolves one diff side: a path on disk wins over a release of the
 // same spelling, then `cluster`, then a release version.
-func loadSide(ctx context.Context, kube *genericclioptions.ConfigFlags, src string, comps []istio.Component) ([]*unstructured.Unstructured, error) {
+func loadSide(ctx context.Context, kube *genericclioptions.ConfigFlags, src string, comps []istio.Component, cache *istio.RenderCache) ([]*unstructured.Unstructured, error) {
 	if _, err := os.Stat(src); err == nil {
 		return manifest.ReadDir(src)
 	}
 	if src == sourceCluster {
-		return clusterObjects(ctx, kube, comps)
+		return clusterObjects(ctx, kube, comps, cache)
 	}
 	if _, err := plan.ParseVersion(src); err != nil {
 		return nil, fmt.Errorf("diff side %q is neither a file or directory, nor `cluster`, nor an Istio release such as 1.24.2", src)
 	}
-	return istio.Render(ctx, istio.RenderOptions{Version: src, Components: comps})
+	return istio.Render(ctx, istio.RenderOptions{Version: src, Components: comps, Cache: cache})
 }
 
 // clusterObjects reads back what the cluster runs now: it renders the newest
 // installed revision's release and fetches the live copy of every object that
 // render names, so drift and the upgrade show in one diff.
-func clusterObjects(ctx context.Context, kube *genericclioptions.ConfigFlags, comps []istio.Component) ([]*unstructured.Unstructured, error) {
-	cfg, err := restConfig(kube)
+func clusterObjects(ctx context.Context, kube *genericclioptions.ConfigFlags, comps []istio.Component, cache *istio.RenderCache) ([]*unstructured.Unstructured, error) {
+	c, _, err := executorClients(ctx, kube)
 	if err != nil {
 		return nil, err
 	}
-	kc, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
-	}
-	if err := ping(ctx, kc, cfg.Host); err != nil {
-		return nil, err
-	}
-	dc, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create dynamic client: %w", err)
-	}
+	kc, dc := c.Kube, c.Dynamic
 	revs, err := controlplane.ListRevisions(ctx, kc, istio.SystemNamespace)
 	if err != nil {
 		return nil, err
@@ -112,7 +102,7 @@ func clusterObjects(ctx context.Context, kube *genericclioptions.ConfigFlags, co
 	}
 	sort.Slice(revs, func(i, j int) bool { return revs[i].Version.Compare(revs[j].Version) > 0 })
 	newest := revs[0]
-	rendered, err := istio.Render(ctx, istio.RenderOptions{Version: newest.Version.String(), Revision: newest.Name, Components: comps})
+	rendered, err := istio.Render(ctx, istio.RenderOptions{Version: newest.Version.String(), Revision: newest.Name, Components: comps, Cache: cache})
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,6 @@ import (
 	"io"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
-
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/sandbox/injector"
@@ -75,12 +73,8 @@ func Mesh(ctx context.Context, c controlplane.Clients, opts MeshOptions) (*Plan,
 // pointing at an istiod that does not run there. The demo only runs on the
 // sandbox, so a cluster without the endpoint is an error here.
 func waitInjector(ctx context.Context, c controlplane.Clients) error {
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, found, err := injector.LoadEndpoint(ctx, c.Kube)
-		return found && err == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("failed to find the sandbox injector's endpoint (is this meshroll's sandbox? see the injector log under the sandbox dir's logs/): %w", err)
+	if _, err := injector.WaitEndpoint(ctx, c.Kube, time.Minute); err != nil {
+		return fmt.Errorf("is this meshroll's sandbox? see the injector log under the sandbox dir's logs/: %w", err)
 	}
 	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -73,4 +75,20 @@ func LoadEndpoint(ctx context.Context, c kubernetes.Interface) (Endpoint, bool, 
 // []byte field (base64), so the API server decodes it back to PEM.
 func encodeCABundle(pem []byte) string {
 	return base64.StdEncoding.EncodeToString(pem)
+}
+
+// WaitEndpoint polls until an injector has published its endpoint, for
+// callers that start one and must not install webhooks before it answers.
+func WaitEndpoint(ctx context.Context, c kubernetes.Interface, timeout time.Duration) (Endpoint, error) {
+	var ep Endpoint
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		var found bool
+		ep, found, last = LoadEndpoint(ctx, c)
+		return found && last == nil, nil
+	})
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("failed to wait %s for the sandbox injector endpoint (last error: %v): %w", timeout, last, err)
+	}
+	return ep, nil
 }

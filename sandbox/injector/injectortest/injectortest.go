@@ -5,7 +5,6 @@ package injectortest
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -59,15 +58,6 @@ func start(cfg *rest.Config) error {
 			log.Error("sandbox injector stopped", "err", err)
 		}
 	}()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		_, found, err := injector.LoadEndpoint(ctx, kc)
-		if found && err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("endpoint not published within a minute (last error: %v)", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	_, err = injector.WaitEndpoint(ctx, kc, time.Minute)
+	return err
 }
