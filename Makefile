@@ -9,7 +9,7 @@ PKGS      := ./...
 # build the sandbox binaries first (sandbox-bin) and the tests room to run.
 TESTFLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: all build demo test test-unit test-e2e bench lint verify sandbox-bin clean
+.PHONY: all build demo test test-unit test-e2e bench lint verify generate sandbox-bin clean
 
 all: build
 
@@ -41,7 +41,13 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-verify: lint
+# generate rewrites the MeshUpgrade deepcopy code and CRD from api/v1alpha1.
+CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.20.0
+generate:
+	$(CONTROLLER_GEN) object paths=./api/... crd:crdVersions=v1 output:crd:artifacts:config=api/v1alpha1/crd
+
+verify: lint generate
+	git diff --exit-code api/
 	$(GO) mod tidy
 	git diff --exit-code go.mod go.sum
 

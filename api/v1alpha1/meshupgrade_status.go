@@ -1,0 +1,227 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MeshUpgradeStatus is the engine's whole memory of a run.
+type MeshUpgradeStatus struct {
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase summarises the run.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+	// Message explains the phase in words for an operator.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// RestartToken is the value of kubectl.kubernetes.io/restartedAt this run
+	// writes when moving workloads forward. Reapplying the same value is a
+	// no-op for the workload controller, so a resumed run never restarts a
+	// workload twice.
+	// +optional
+	RestartToken string `json:"restartToken,omitempty"`
+	// RollbackToken is the restartedAt value written by the rollback.
+	// +optional
+	RollbackToken string `json:"rollbackToken,omitempty"`
+	// Waves is the number of waves in the frozen plan.
+	// +optional
+	Waves int `json:"waves,omitempty"`
+	// CurrentWave is the 1-based wave being migrated or gated.
+	// +optional
+	CurrentWave int `json:"currentWave,omitempty"`
+	// Counts tallies Workloads by outcome.
+	// +optional
+	Counts Counts `json:"counts,omitempty"`
+	// Workloads is the frozen plan in migration order with each outcome.
+	// +optional
+	Workloads []WorkloadStatus `json:"workloads,omitempty"`
+	// Skipped are selected workloads a restart cannot move, with advice.
+	// +optional
+	Skipped []SkippedWorkload `json:"skipped,omitempty"`
+	// Namespaces are namespace relabels the plan makes (namespace mechanism).
+	// +optional
+	Namespaces []LabelMove `json:"namespaces,omitempty"`
+	// Tags are revision tags the plan moves (tag mechanism).
+	// +optional
+	Tags []LabelMove `json:"tags,omitempty"`
+	// Gates are gate verdicts, newest last.
+	// +optional
+	Gates []GateResult `json:"gates,omitempty"`
+	// Samples record how many pods ran each revision over time (for the
+	// report's revision-mix chart); capped, oldest dropped.
+	// +optional
+	Samples []Sample `json:"samples,omitempty"`
+	// History is a capped timeline of what the engine did.
+	// +optional
+	History []Event `json:"history,omitempty"`
+	// Conditions are Progressing, Complete and RolledBack.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// StartedAt is when the run planned its waves.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// LastWaveDoneAt is when the last fully migrated wave finished; the pause
+	// between waves counts from it.
+	// +optional
+	LastWaveDoneAt *metav1.Time `json:"lastWaveDoneAt,omitempty"`
+	// CompletedAt is when the run reached a final phase.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+}
+
+// Phase of a MeshUpgrade.
+type Phase string
+
+// Phases. Succeeded, Halted and RolledBack are final.
+const (
+	PhasePending     Phase = "Pending"
+	PhaseMigrating   Phase = "Migrating"
+	PhaseGating      Phase = "Gating"
+	PhasePaused      Phase = "Paused"
+	PhaseRollingBack Phase = "RollingBack"
+	PhaseSucceeded   Phase = "Succeeded"
+	PhaseHalted      Phase = "Halted"
+	PhaseRolledBack  Phase = "RolledBack"
+)
+
+// Final reports whether no engine step follows this phase.
+func (p Phase) Final() bool {
+	return p == PhaseSucceeded || p == PhaseHalted || p == PhaseRolledBack
+}
+
+// Condition types.
+const (
+	// ConditionProgressing is True while the engine has work to do.
+	ConditionProgressing = "Progressing"
+	// ConditionComplete is True when every planned workload runs To.
+	ConditionComplete = "Complete"
+	// ConditionRolledBack is True after a rollback restored From.
+	ConditionRolledBack = "RolledBack"
+)
+
+// Condition reasons.
+const (
+	ReasonPlanned        = "Planned"
+	ReasonMigrating      = "Migrating"
+	ReasonGatePassed     = "GatePassed"
+	ReasonGateFailed     = "GateFailed"
+	ReasonRolloutFailed  = "RolloutFailed"
+	ReasonPaused         = "Paused"
+	ReasonAllMigrated    = "AllMigrated"
+	ReasonRollbackDone   = "RollbackDone"
+	ReasonRollbackFailed = "RollbackFailed"
+	ReasonRequested      = "RollbackRequested"
+)
+
+// Outcome of one workload.
+type Outcome string
+
+// Workload outcomes. "" means not started.
+const (
+	OutcomePending        Outcome = "Pending"
+	OutcomeSucceeded      Outcome = "Succeeded"
+	OutcomeFailed         Outcome = "Failed"
+	OutcomeRolledBack     Outcome = "RolledBack"
+	OutcomeRollbackFailed Outcome = "RollbackFailed"
+)
+
+// Mechanism is how a workload is moved to the new revision.
+type Mechanism string
+
+// Mechanisms.
+const (
+	// MechanismPod sets the pod template's istio.io/rev label (per
+	// workload); the assignment webhook keeps it through owners' deploys.
+	MechanismPod Mechanism = "Pod"
+	// MechanismNamespace relabels the workload's namespace istio.io/rev.
+	MechanismNamespace Mechanism = "Namespace"
+	// MechanismTag moves the revision tag the namespace (or pod) names.
+	MechanismTag Mechanism = "Tag"
+)
+
+// Counts tallies workloads by outcome.
+type Counts struct {
+	Total      int `json:"total"`
+	Succeeded  int `json:"succeeded"`
+	Failed     int `json:"failed"`
+	Pending    int `json:"pending"`
+	RolledBack int `json:"rolledBack"`
+}
+
+// WorkloadStatus is one planned workload and what happened to it.
+type WorkloadStatus struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Wave is the 1-based wave the workload belongs to.
+	Wave int `json:"wave"`
+	// Mechanism moves it.
+	Mechanism Mechanism `json:"mechanism"`
+	// Via is the label value that selected From before the move: the
+	// revision, a tag, or "default" (restored on rollback for Pod).
+	// +optional
+	Via string `json:"via,omitempty"`
+	// Pods is how many pods it ran when planned.
+	// +optional
+	Pods int `json:"pods,omitempty"`
+	// +optional
+	Outcome Outcome `json:"outcome,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+	// RolloutMillis is how long its forward rollout took.
+	// +optional
+	RolloutMillis int64 `json:"rolloutMillis,omitempty"`
+}
+
+// Ref renders "Kind namespace/name", the key used by selections and plans.
+func (w WorkloadStatus) Ref() string { return w.Kind + " " + w.Namespace + "/" + w.Name }
+
+// SkippedWorkload is a selected workload a restart cannot move.
+type SkippedWorkload struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Reason    string `json:"reason"`
+}
+
+// LabelMove is a namespace label or tag the plan points from one revision to
+// another; rollback points it back.
+type LabelMove struct {
+	// Name is the namespace or tag.
+	Name string `json:"name"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Wave is the first wave that needs the move.
+	Wave int `json:"wave"`
+	// Done is true once applied (false again after rollback).
+	// +optional
+	Done bool `json:"done,omitempty"`
+}
+
+// GateResult is one gate's verdict after a wave.
+type GateResult struct {
+	Wave   int         `json:"wave"`
+	Name   string      `json:"name"`
+	Passed bool        `json:"passed"`
+	At     metav1.Time `json:"at"`
+	// Evidence says what was measured against what.
+	Evidence string `json:"evidence"`
+}
+
+// Sample is the revision mix at one moment.
+type Sample struct {
+	At metav1.Time `json:"at"`
+	// Pods maps revision to pod count.
+	Pods map[string]int `json:"pods"`
+}
+
+// Event is one timeline entry.
+type Event struct {
+	At      metav1.Time `json:"at"`
+	Type    string      `json:"type"`
+	Wave    int         `json:"wave,omitempty"`
+	Message string      `json:"message"`
+}

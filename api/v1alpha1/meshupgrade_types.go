@@ -1,0 +1,174 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MeshUpgrade moves the data plane from one Istio revision to another in
+// gated waves. It is cluster-scoped because a revision serves the whole
+// cluster; two MeshUpgrades may not cover the same workload at once.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=mu
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="From",type=string,JSONPath=`.spec.from`
+// +kubebuilder:printcolumn:name="To",type=string,JSONPath=`.spec.to`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Wave",type=integer,JSONPath=`.status.currentWave`
+// +kubebuilder:printcolumn:name="Moved",type=integer,JSONPath=`.status.counts.succeeded`
+// +kubebuilder:printcolumn:name="Total",type=integer,JSONPath=`.status.counts.total`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type MeshUpgrade struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   MeshUpgradeSpec   `json:"spec"`
+	Status MeshUpgradeStatus `json:"status,omitempty"`
+}
+
+// MeshUpgradeList is a list of MeshUpgrades.
+//
+// +kubebuilder:object:root=true
+type MeshUpgradeList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MeshUpgrade `json:"items"`
+}
+
+// MeshUpgradeSpec is what the operator asked for. The engine freezes the wave
+// plan into the status when the run starts, so editing the selection of a
+// running upgrade does not reshuffle workloads already planned.
+type MeshUpgradeSpec struct {
+	// From is the revision workloads run on now (e.g. 1-23-2).
+	// +kubebuilder:validation:MinLength=1
+	From string `json:"from"`
+	// To is the installed revision they move to (e.g. 1-24-2).
+	// +kubebuilder:validation:MinLength=1
+	To string `json:"to"`
+	// Selection picks the workloads; empty means every workload on From.
+	// +optional
+	Selection Selection `json:"selection,omitempty"`
+	// Strategy cuts the migration into waves.
+	Strategy Strategy `json:"strategy"`
+	// Gates run after every wave; the next wave starts only when all pass.
+	// Readiness of everything moved is always checked first.
+	// +optional
+	Gates []Gate `json:"gates,omitempty"`
+	// PrometheusURL is the Prometheus server Prometheus gates query.
+	// +optional
+	PrometheusURL string `json:"prometheusURL,omitempty"`
+	// Rollback decides what happens after a failed rollout or gate: Auto
+	// reassigns From to everything this run moved and restarts it, Manual
+	// halts for an operator.
+	// +kubebuilder:validation:Enum=Auto;Manual
+	// +kubebuilder:default=Auto
+	// +optional
+	Rollback RollbackPolicy `json:"rollback,omitempty"`
+	// RollbackRequested asks the engine to roll back every moved workload now
+	// (what `meshroll rollback` sets).
+	// +optional
+	RollbackRequested bool `json:"rollbackRequested,omitempty"`
+}
+
+// RollbackPolicy is Auto or Manual.
+type RollbackPolicy string
+
+// Rollback policies.
+const (
+	RollbackAuto   RollbackPolicy = "Auto"
+	RollbackManual RollbackPolicy = "Manual"
+)
+
+// Selection picks workloads. A workload is selected when its namespace is
+// selected and it is not excluded; only workloads whose pods run From (or
+// whose injection resolves to From) are candidates.
+type Selection struct {
+	// Namespaces lists namespace names; empty means all.
+	// +optional
+	Namespaces []string `json:"namespaces,omitempty"`
+	// NamespaceSelector further restricts namespaces by label.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// ExcludeNamespaces are never touched.
+	// +optional
+	ExcludeNamespaces []string `json:"excludeNamespaces,omitempty"`
+	// ExcludeWorkloads are "Kind namespace/name" entries never touched.
+	// +optional
+	ExcludeWorkloads []string `json:"excludeWorkloads,omitempty"`
+}
+
+// Strategy is how workloads are waved.
+type Strategy struct {
+	// Waves are wave sizes in order; the last repeats until all are placed.
+	// +kubebuilder:validation:MinItems=1
+	Waves []WaveSize `json:"waves"`
+	// First lists canary namespaces (names or key=value namespace label
+	// selectors) migrated before everything else.
+	// +optional
+	First []string `json:"first,omitempty"`
+	// Last lists critical namespaces migrated after everything else.
+	// +optional
+	Last []string `json:"last,omitempty"`
+	// Parallelism is how many workloads restart at once inside a wave.
+	// +kubebuilder:validation:Minimum=1
+	Parallelism int `json:"parallelism"`
+	// PauseBetweenWaves is waited after a wave's gates pass.
+	// +optional
+	PauseBetweenWaves metav1.Duration `json:"pauseBetweenWaves,omitempty"`
+	// RolloutTimeout bounds one workload's rollout; exceeding it fails the
+	// workload (default 5m).
+	// +optional
+	RolloutTimeout metav1.Duration `json:"rolloutTimeout,omitempty"`
+}
+
+// WaveSize is a count or a percentage of the movable workloads.
+type WaveSize struct {
+	// +optional
+	Count int `json:"count,omitempty"`
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Percent int `json:"percent,omitempty"`
+}
+
+// Gate is one check between waves. Exactly one of Prometheus and Probe is set.
+type Gate struct {
+	// Name identifies the gate in status and reports.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// +optional
+	Prometheus *PrometheusGate `json:"prometheus,omitempty"`
+	// +optional
+	Probe *ProbeGate `json:"probe,omitempty"`
+}
+
+// PrometheusGate passes when every series of an instant query compares true
+// against a threshold.
+type PrometheusGate struct {
+	// Query is a PromQL instant query.
+	Query string `json:"query"`
+	// Op is one of <, <=, >, >=, ==, !=.
+	// +kubebuilder:validation:Enum="<";"<=";">";">=";"==";"!="
+	Op string `json:"op"`
+	// Threshold is a decimal number.
+	Threshold string `json:"threshold"`
+	// OnNoData decides the verdict when the query returns no series.
+	// +kubebuilder:validation:Enum=Pass;Fail
+	// +kubebuilder:default=Pass
+	// +optional
+	OnNoData string `json:"onNoData,omitempty"`
+}
+
+// ProbeGate runs a Fortio load probe against a URL and fails when the share
+// of non-2xx answers exceeds MaxErrorPercent.
+type ProbeGate struct {
+	URL string `json:"url"`
+	// +optional
+	QPS int `json:"qps,omitempty"`
+	// +optional
+	Duration metav1.Duration `json:"duration,omitempty"`
+	// +optional
+	Connections int `json:"connections,omitempty"`
+	// MaxErrorPercent is a decimal percentage; "0" means any error fails.
+	// +optional
+	MaxErrorPercent string `json:"maxErrorPercent,omitempty"`
+}
