@@ -223,13 +223,15 @@ func toResult(url string, res *fhttp.HTTPRunnerResults, elapsed time.Duration) P
 	return r
 }
 
-// quietFortio raises Fortio's log level to Error. Fortio logs through a
-// process-wide logger with no per-run setting, so this is necessarily
-// global; it only ever raises the level (never lowers a level someone set
-// higher) and is idempotent, so concurrent probes and tests cannot observe
-// each other's setting.
+// quietFortio raises Fortio's log level to Critical: Fortio logs every
+// refused connection at Error level, while the probe already counts them in
+// ProbeResult.Codes, and a probe against a failing backend would otherwise
+// flood the operator's terminal. Fortio logs through a process-wide logger
+// with no per-run setting, so this is necessarily global; it only ever
+// raises the level and is idempotent, so concurrent probes and tests cannot
+// observe each other's setting.
 func quietFortio() {
-	if log.GetLogLevel() < log.Error {
-		log.SetLogLevelQuiet(log.Error)
+	if log.GetLogLevel() < log.Critical {
+		log.SetLogLevelQuiet(log.Critical)
 	}
 }

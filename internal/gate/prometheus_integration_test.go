@@ -43,6 +43,7 @@ func traffic(t *testing.T, exp *gatetest.Exporter, bad5xx *atomic.Int64) {
 // Prometheus binary scraping an exporter: healthy traffic passes, a planted
 // 5xx spike fails with the measured ratio in the evidence.
 func TestPrometheusGateRealServer(t *testing.T) {
+	t.Parallel()
 	exp := gatetest.StartExporter(t)
 	// Create the 503 series at 0 so the spike is an increase rate() counts.
 	exp.Serve("shop", "cart", 503, 0)
