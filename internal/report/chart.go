@@ -68,6 +68,9 @@ type series struct {
 type tick struct {
 	Pos   float64
 	Label string
+	// Anchor is the SVG text-anchor of a time label: labels at the plot's
+	// edges hang inwards so they stay on the canvas.
+	Anchor string
 }
 
 // marker is a gate verdict drawn as a vertical line at its time.
@@ -111,7 +114,7 @@ func newChart(u *v1alpha1.MeshUpgrade) chart {
 		for i := range xs {
 			xs[i] = mid
 		}
-		c.XTicks = []tick{{Pos: mid, Label: c.First.UTC().Format("15:04:05")}}
+		c.XTicks = []tick{{Pos: mid, Label: c.First.UTC().Format("15:04:05"), Anchor: "middle"}}
 	} else {
 		for i, s := range samples {
 			xs[i] = c.Plot.X + c.Plot.W*float64(s.At.Time.Sub(c.First))/float64(span)
@@ -203,6 +206,10 @@ func niceScale(maxPods int) (top, step int) {
 	}
 }
 
+// edgeLabel is how close (in SVG units) to a plot edge a time label must be
+// to hang inwards instead of centring on its tick.
+const edgeLabel = 40
+
 // maxXTicks keeps time labels (about 60 units wide) from touching each other
 // on the narrowest plot the page allows.
 const maxXTicks = 7
@@ -235,7 +242,15 @@ func timeTicks(first, last time.Time, p rect) []tick {
 		if t.Before(first) {
 			continue
 		}
-		ticks = append(ticks, tick{Pos: p.X + p.W*float64(t.Sub(first))/float64(span), Label: t.Format(layout)})
+		x := p.X + p.W*float64(t.Sub(first))/float64(span)
+		anchor := "middle"
+		switch {
+		case x-p.X < edgeLabel:
+			anchor = "start"
+		case p.Right()-x < edgeLabel:
+			anchor = "end"
+		}
+		ticks = append(ticks, tick{Pos: x, Label: t.Format(layout), Anchor: anchor})
 	}
 	return ticks
 }
