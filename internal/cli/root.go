@@ -72,6 +72,10 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newGatewayCmd(kube),
 		newRevisionCmd(kube),
 		newTagCmd(kube),
+		newUpgradeCmd(kube),
+		newRollbackCmd(kube),
+		newReportCmd(kube),
+		newWebhookCmd(kube),
 	)
 	return root
 }

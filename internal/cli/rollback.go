@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/internal/report"
+	"github.com/meshroll/meshroll/internal/upgrade"
+)
+
+func newRollbackCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
+	var dryRun bool
+	var reportPath string
+	cmd := &cobra.Command{
+		Use:   "rollback UPGRADE",
+		Short: "Restore every workload a MeshUpgrade moved to its previous revision",
+		Long: `rollback asks the named MeshUpgrade to roll back (spec.rollbackRequested) and runs the engine in the
+foreground: tags and namespace labels point back at the old revision, then every moved workload
+gets its previous pod template back, newest first. Rerun it to resume after an interruption.`,
+		Example: `  meshroll rollback 1-23-2-to-1-24-2
+  meshroll rollback 1-23-2-to-1-24-2 --dry-run`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, w := cmd.Context(), cmd.OutOrStdout()
+			c, ic, err := executorClients(ctx, kube)
+			if err != nil {
+				return err
+			}
+			store := upgrade.Store{Dynamic: c.Dynamic}
+			mu, err := store.Get(ctx, args[0])
+			if err != nil {
+				return fmt.Errorf("failed to get MeshUpgrade %q: %w (list them with `kubectl get meshupgrades`)", args[0], err)
+			}
+			if dryRun {
+				moved := mu.Status.Counts.Succeeded + mu.Status.Counts.Failed + mu.Status.Counts.Pending
+				fmt.Fprintf(w, "(dry run) would roll back %d workload(s), %d namespace relabel(s) and %d tag(s) of %s to %s; nothing changed\n",
+					moved, len(mu.Status.Namespaces), len(mu.Status.Tags), mu.Name, mu.Spec.From)
+				return nil
+			}
+			if _, err := store.Patch(ctx, mu.Name, []byte(`{"spec":{"rollbackRequested":true}}`)); err != nil {
+				return err
+			}
+			snap, err := inventory.Read(ctx, ic, time.Now())
+			if err != nil {
+				return err
+			}
+			u := &upgradeRun{cmd: cmd, w: w, c: c, ic: ic, snap: snap}
+			out, err := u.engine(store, &gateRunner{}).Run(ctx, mu.Name)
+			if out != nil && reportPath != "" {
+				err = errors.Join(err, writeReport(reportPath, out))
+			}
+			if err != nil && !errors.Is(err, upgrade.ErrRolledBack) {
+				return &ExitError{Code: 3, Err: err}
+			}
+			fmt.Fprintf(w, "rolled back %d workload(s) to %s\n", out.Status.Counts.RolledBack, out.Spec.From)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be rolled back; change nothing")
+	cmd.Flags().StringVar(&reportPath, "report", "", "write the HTML report of the run to this file")
+	return cmd
+}
+
+func newReportCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
+	o := outputFlag{format: "table"}
+	var out string
+	cmd := &cobra.Command{
+		Use:   "report UPGRADE",
+		Short: "Report a MeshUpgrade: timeline, revision mix, gate evidence, failures (text, json, yaml or html)",
+		Example: `  meshroll report 1-23-2-to-1-24-2
+  meshroll report 1-23-2-to-1-24-2 -o html --out report.html`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.format != "html" {
+				if err := o.validate(); err != nil {
+					return fmt.Errorf("%w (or html)", err)
+				}
+			}
+			c, _, err := executorClients(cmd.Context(), kube)
+			if err != nil {
+				return err
+			}
+			mu, err := upgrade.Store{Dynamic: c.Dynamic}.Get(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("failed to get MeshUpgrade %q: %w", args[0], err)
+			}
+			w := cmd.OutOrStdout()
+			if out != "" {
+				f, err := os.Create(out)
+				if err != nil {
+					return fmt.Errorf("failed to create %s: %w", out, err)
+				}
+				defer f.Close()
+				w = f
+			}
+			switch o.format {
+			case "html":
+				return report.HTML(w, mu, time.Now())
+			case "table":
+				return report.Text(w, mu)
+			}
+			return o.print(w, mu, func(*tabwriter.Writer) error { return nil })
+		},
+	}
+	o.bind(cmd)
+	cmd.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
+	return cmd
+}

@@ -1,0 +1,372 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/gateway"
+	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/internal/istio"
+	"github.com/meshroll/meshroll/internal/report"
+	"github.com/meshroll/meshroll/internal/upgrade"
+)
+
+func newUpgradeCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
+	f := &upgradeFlags{}
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Upgrade the mesh: canary control plane, gateways, gated data-plane waves, tags, prune",
+		Long: `upgrade runs the whole flow, each step resumable and skippable (--skip):
+  install   install the target revision beside the running one (canary control plane)
+  gateways  blue/green: a new colour of every meshroll gateway, then flip its Service
+  migrate   move workloads in gated waves (a MeshUpgrade records progress; rerun to resume)
+  tags      point every revision tag that names the old revision at the new one
+  prune     with --prune, remove the old revision once nothing references it`,
+		Example: `  meshroll upgrade --to 1.24.2 --dry-run
+  meshroll upgrade --to 1.24.2 --waves 1,10%,100% --parallelism 20 --gate error-rate --prometheus http://127.0.0.1:9090
+  meshroll upgrade --to 1.24.2 --drill --report drill.html`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			return runUpgrade(cmd, kube, f)
+		},
+	}
+	f.bind(cmd)
+	return cmd
+}
+
+// upgradeRun carries what the steps of one upgrade share.
+type upgradeRun struct {
+	cmd     *cobra.Command
+	w       io.Writer
+	f       *upgradeFlags
+	c       controlplane.Clients
+	ic      inventory.Clients
+	snap    *inventory.Snapshot
+	from    string
+	to      string
+	version string
+}
+
+func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgradeFlags) error {
+	ctx := cmd.Context()
+	c, ic, err := executorClients(ctx, kube)
+	if err != nil {
+		return err
+	}
+	snap, err := inventory.Read(ctx, ic, time.Now())
+	if err != nil {
+		return err
+	}
+	u := &upgradeRun{cmd: cmd, w: cmd.OutOrStdout(), f: f, c: c, ic: ic, snap: snap, version: f.render.version}
+	u.to = f.render.revision
+	if u.to == "" {
+		u.to = istio.RevisionName(u.version)
+	}
+	if u.from, err = sourceRevision(snap, f.from, u.to); err != nil {
+		return err
+	}
+	prefix := dryRunPrefix(f.dryRun)
+	fmt.Fprintf(u.w, "%supgrade %s → %s (%s)\n", prefix, u.from, u.to, u.version)
+	if !f.skipped("install") {
+		if err := u.install(ctx); err != nil {
+			return err
+		}
+	}
+	if f.dryRun {
+		return u.dryRunMigration(ctx)
+	}
+	var gws []gateway.Status
+	if !f.skipped("gateways") {
+		if gws, err = u.gateways(ctx, u.from, u.to); err != nil {
+			return err
+		}
+	}
+	var mu *v1alpha1.MeshUpgrade
+	if !f.skipped("migrate") {
+		mu, err = u.migrate(ctx)
+		if mu != nil && f.report != "" {
+			if rerr := writeReport(f.report, mu); rerr != nil {
+				err = errors.Join(err, rerr)
+			} else {
+				fmt.Fprintf(u.w, "report: %s\n", f.report)
+			}
+		}
+		if err != nil {
+			if errors.Is(err, upgrade.ErrRolledBack) && len(gws) > 0 {
+				_, gerr := u.gateways(ctx, u.to, u.from)
+				err = errors.Join(err, gerr)
+			}
+			return &ExitError{Code: 3, Err: err}
+		}
+	}
+	if f.drill {
+		return u.drill(ctx, mu, gws)
+	}
+	if !f.skipped("tags") {
+		if err := u.moveTags(ctx); err != nil {
+			return err
+		}
+	}
+	if f.prune && !f.skipped("prune") {
+		return u.pruneOld(ctx)
+	}
+	fmt.Fprintf(u.w, "upgrade %s → %s done\n", u.from, u.to)
+	return nil
+}
+
+// sourceRevision picks the revision to migrate from: the flag, or the one
+// revision other than the target that runs proxies.
+func sourceRevision(s *inventory.Snapshot, flag, to string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	running := map[string]bool{}
+	for _, w := range s.Workloads {
+		for _, p := range w.Proxies {
+			if p.Pods > 0 && p.Revision != "" && p.Revision != to {
+				running[p.Revision] = true
+			}
+		}
+	}
+	revs := make([]string, 0, len(running))
+	for r := range running {
+		revs = append(revs, r)
+	}
+	slices.Sort(revs)
+	switch len(revs) {
+	case 0:
+		return "", fmt.Errorf("no proxy runs a revision other than %s: nothing to migrate (pass --from to force a source revision)", to)
+	case 1:
+		return revs[0], nil
+	}
+	return "", fmt.Errorf("proxies run %d revisions besides %s (%s); pick one with --from", len(revs), to, strings.Join(revs, ", "))
+}
+
+// install installs the target revision unless it is installed and ready.
+func (u *upgradeRun) install(ctx context.Context) error {
+	if r := u.snap.Revision(u.to); r != nil && r.ReadyReplicas > 0 {
+		fmt.Fprintf(u.w, "step install: revision %s already installed and ready\n", u.to)
+		return nil
+	}
+	objs, opts, err := u.f.render.render(ctx)
+	if err != nil {
+		return err
+	}
+	if err := validateRendered(u.w, objs); err != nil {
+		return err
+	}
+	if err := checkInstallPath(u.cmd, u.c, opts.Version, false, ""); err != nil {
+		return err
+	}
+	start := time.Now()
+	res, err := controlplane.Install(ctx, u.c, controlplane.InstallOptions{Render: opts, Objects: objs, DryRun: u.f.dryRun})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(u.w, "%sstep install: revision %s (%s): %s in %s\n", dryRunPrefix(u.f.dryRun), res.Revision, opts.Version,
+		controlplane.Summarize(res.Changes), time.Since(start).Round(time.Millisecond))
+	if !u.f.dryRun {
+		// The target's injector and proxy image are part of every later
+		// decision: read the cluster again.
+		if u.snap, err = inventory.Read(ctx, u.ic, time.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spec builds the MeshUpgrade for the run.
+func (u *upgradeRun) spec() (*v1alpha1.MeshUpgrade, *gateRunner, error) {
+	gates, err := buildGates(u.f.gates, u.f.probe)
+	if err != nil {
+		return nil, nil, err
+	}
+	runner, err := newGateRunner(u.f.promURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, err := u.f.spec(u.from, u.to, gates, u.gatewayWorkloads())
+	if err != nil {
+		return nil, nil, err
+	}
+	name := u.f.name
+	if name == "" {
+		name = u.from + "-to-" + u.to
+	}
+	return &v1alpha1.MeshUpgrade{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, runner, nil
+}
+
+// gatewayWorkloads are meshroll's blue/green gateway colours: the gateways
+// step moves them by flipping Services, never by restarting them.
+func (u *upgradeRun) gatewayWorkloads() []string {
+	var out []string
+	for _, w := range u.snap.Workloads {
+		if w.Kind == "Deployment" && strings.HasSuffix(w.Name, "-"+u.from) && w.TemplateRev == u.from && strings.Contains(w.Namespace, "gateway") {
+			out = append(out, w.Kind+" "+w.Namespace+"/"+w.Name)
+		}
+	}
+	return out
+}
+
+// start validates and records the MeshUpgrade (or finds it, to resume).
+func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.MeshUpgrade, *gateRunner, error) {
+	mu, runner, err := u.spec()
+	if err != nil {
+		return nil, nil, err
+	}
+	nsl, err := namespaceLabels(ctx, u.c)
+	if err != nil {
+		return nil, nil, err
+	}
+	mu, err = upgrade.Start(ctx, mu, upgrade.StartOptions{
+		Store: store, Applier: controlplane.NewApplier(u.c.Dynamic, u.c.Kube.Discovery(), store.DryRun),
+		Snapshot: u.snap, NamespaceLabels: nsl, ValidateGate: runner.validate, Now: time.Now(),
+	})
+	return mu, runner, err
+}
+
+func (u *upgradeRun) dryRunMigration(ctx context.Context) error {
+	if u.snap.Revision(u.to) == nil {
+		fmt.Fprintf(u.w, "(dry run) step migrate: revision %s is not installed yet, so waves cannot be planned until it is\n", u.to)
+		return nil
+	}
+	mu, _, err := u.start(ctx, upgrade.Store{Dynamic: u.c.Dynamic, DryRun: true})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(u.w, "(dry run) step migrate: MeshUpgrade %s would be created\n", mu.Name)
+	if err := report.Text(u.w, mu); err != nil {
+		return err
+	}
+	fmt.Fprintf(u.w, "(dry run) nothing changed\n")
+	return nil
+}
+
+// migrate records (or resumes) the MeshUpgrade and runs the engine in the
+// foreground with the live view.
+func (u *upgradeRun) migrate(ctx context.Context) (*v1alpha1.MeshUpgrade, error) {
+	store := upgrade.Store{Dynamic: u.c.Dynamic}
+	mu, runner, err := u.start(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(u.w, "step migrate: MeshUpgrade %s, %d workload(s) in %d wave(s), parallelism %d\n",
+		mu.Name, len(mu.Status.Workloads), mu.Status.Waves, mu.Spec.Strategy.Parallelism)
+	if u.f.webhook {
+		stop, err := serveAssignments(ctx, u.c.Kube, store, u.cmd.ErrOrStderr())
+		if err != nil {
+			return mu, err
+		}
+		defer stop()
+	}
+	return u.engine(store, runner).Run(ctx, mu.Name)
+}
+
+// engine builds the engine with the live view.
+func (u *upgradeRun) engine(store upgrade.Store, runner *gateRunner) *upgrade.Engine {
+	images := map[string]string{}
+	for _, r := range u.snap.Revisions {
+		images[r.Name] = r.ProxyImage
+	}
+	return &upgrade.Engine{
+		Store: store, Kube: u.c.Kube, Gates: runner,
+		MoveTag: func(ctx context.Context, tag, rev string) error {
+			return setTag(ctx, u.c, tag, rev)
+		},
+		ProxyImage: func(rev string) string { return images[rev] },
+		Observer:   newLiveView(u.w),
+	}
+}
+
+// setTag points tag at rev, as `meshroll tag set --overwrite --force` does:
+// the engine already judged skew when it planned the move.
+func setTag(ctx context.Context, c controlplane.Clients, tag, rev string) error {
+	dir, _ := istio.DefaultRenderCacheDir()
+	_, err := controlplane.SetTag(ctx, c, controlplane.TagOptions{Tag: tag, Revision: rev, Overwrite: true, Force: true, Cache: istio.NewRenderCache(dir)})
+	return err
+}
+
+// drill rolls everything back after a successful forward run.
+func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade, gws []gateway.Status) error {
+	if mu == nil {
+		return fmt.Errorf("--drill needs the migrate step")
+	}
+	fmt.Fprintf(u.w, "drill: forward run succeeded; rolling back %s\n", mu.Name)
+	store := upgrade.Store{Dynamic: u.c.Dynamic}
+	if _, err := store.Patch(ctx, mu.Name, []byte(`{"spec":{"rollbackRequested":true}}`)); err != nil {
+		return err
+	}
+	runner, err := newGateRunner(u.f.promURL)
+	if err != nil {
+		return err
+	}
+	out, err := u.engine(store, runner).Run(ctx, mu.Name)
+	if len(gws) > 0 {
+		_, gerr := u.gateways(ctx, u.to, u.from)
+		err = errors.Join(err, gerr)
+	}
+	if out != nil && u.f.report != "" {
+		err = errors.Join(err, writeReport(u.f.report, out))
+	}
+	if err != nil && !errors.Is(err, upgrade.ErrRolledBack) {
+		return err
+	}
+	fmt.Fprintf(u.w, "drill done: %d workload(s) went to %s and back to %s\n", out.Status.Counts.RolledBack, u.to, u.from)
+	return nil
+}
+
+// moveTags points every tag still naming from at to.
+func (u *upgradeRun) moveTags(ctx context.Context) error {
+	for _, t := range u.snap.Tags {
+		if t.Revision != u.from {
+			continue
+		}
+		if err := setTag(ctx, u.c, t.Name, u.to); err != nil {
+			return err
+		}
+		fmt.Fprintf(u.w, "step tags: %s → %s\n", t.Name, u.to)
+	}
+	return nil
+}
+
+// pruneOld removes the old revision; controlplane.Remove refuses while
+// anything references it.
+func (u *upgradeRun) pruneOld(ctx context.Context) error {
+	snap, err := inventory.Read(ctx, u.ic, time.Now())
+	if err != nil {
+		return err
+	}
+	res, err := controlplane.Remove(ctx, u.c, snap, controlplane.RemoveOptions{Revision: u.from})
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	fmt.Fprintf(u.w, "step prune: revision %s removed (%d objects)\n", u.from, len(res.Deleted))
+	return nil
+}
+
+func writeReport(path string, mu *v1alpha1.MeshUpgrade) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("failed to write report %s: %w", path, err)
+	}
+	if err := report.HTML(f, mu, time.Now()); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}

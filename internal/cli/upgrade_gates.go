@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/gate"
+)
+
+// gateOps are the comparison operators of a "name=<promql> <op> <threshold>"
+// gate flag, longest first so "<=" is not read as "<".
+var gateOps = []string{"<=", ">=", "==", "!=", "<", ">"}
+
+// buildGates turns --gate and --probe flags into gates. A preset may carry
+// a threshold and window: error-rate:0.05:30s.
+func buildGates(specs []string, probe string) ([]v1alpha1.Gate, error) {
+	var out []v1alpha1.Gate
+	for _, s := range specs {
+		name, expr, custom := strings.Cut(s, "=")
+		if !custom {
+			g, err := presetGate(s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, g)
+			continue
+		}
+		g, err := customGate(name, expr)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	if probe != "" {
+		out = append(out, v1alpha1.Gate{Name: "probe", Probe: &v1alpha1.ProbeGate{URL: probe, QPS: 50, Duration: metav1.Duration{Duration: 3 * time.Second}, Connections: 4, MaxErrorPercent: "0"}})
+	}
+	for _, g := range out {
+		if err := gate.ValidateSpec(g); err != nil {
+			return nil, fmt.Errorf("invalid --gate %q: %w", g.Name, err)
+		}
+	}
+	return out, nil
+}
+
+func presetGate(s string) (v1alpha1.Gate, error) {
+	parts := strings.Split(s, ":")
+	p := gate.PresetParams{}
+	if len(parts) > 1 {
+		p.Threshold = parts[1]
+	}
+	if len(parts) > 2 {
+		d, err := time.ParseDuration(parts[2])
+		if err != nil {
+			return v1alpha1.Gate{}, fmt.Errorf("invalid --gate %q: window %q is not a duration", s, parts[2])
+		}
+		p.Window = d
+	}
+	if !slices.Contains(gate.PresetNames(), parts[0]) {
+		return v1alpha1.Gate{}, fmt.Errorf("invalid --gate %q: not a preset (%s) nor name=<promql> <op> <threshold>", s, strings.Join(gate.PresetNames(), ", "))
+	}
+	g, err := gate.Preset(parts[0], p)
+	if err != nil {
+		return v1alpha1.Gate{}, fmt.Errorf("invalid --gate %q: %w", s, err)
+	}
+	return g, nil
+}
+
+// customGate reads "<promql> <op> <threshold>": the operator is the last
+// comparison operator surrounded by spaces.
+func customGate(name, expr string) (v1alpha1.Gate, error) {
+	for _, op := range gateOps {
+		i := strings.LastIndex(expr, " "+op+" ")
+		if i < 0 {
+			continue
+		}
+		q, th := strings.TrimSpace(expr[:i]), strings.TrimSpace(expr[i+len(op)+2:])
+		return v1alpha1.Gate{Name: name, Prometheus: &v1alpha1.PrometheusGate{Query: q, Op: op, Threshold: th, OnNoData: "Pass"}}, nil
+	}
+	return v1alpha1.Gate{}, fmt.Errorf(`invalid --gate %q: write "name=<promql> <op> <threshold>" with one of %s between spaces`, name+"="+expr, strings.Join(gateOps, " "))
+}
+
+// gateRunner evaluates gates against Prometheus and with Fortio probes.
+type gateRunner struct {
+	prom *gate.Prometheus
+}
+
+func newGateRunner(promURL string) (*gateRunner, error) {
+	r := &gateRunner{}
+	if promURL != "" {
+		p, err := gate.NewPrometheus(promURL)
+		if err != nil {
+			return nil, err
+		}
+		r.prom = p
+	}
+	return r, nil
+}
+
+// Evaluate implements upgrade.GateRunner.
+func (r *gateRunner) Evaluate(ctx context.Context, g v1alpha1.Gate, _ int) (bool, string, error) {
+	switch {
+	case g.Prometheus != nil:
+		if r.prom == nil {
+			return false, "", fmt.Errorf("gate %q needs --prometheus", g.Name)
+		}
+		v, err := r.prom.Evaluate(ctx, g.Name, *g.Prometheus, time.Now())
+		if err != nil {
+			return false, "", err
+		}
+		return v.Passed, v.Evidence, nil
+	case g.Probe != nil:
+		res, err := gate.Probe(ctx, *g.Probe)
+		if err != nil {
+			return false, "", err
+		}
+		v, err := res.Judge(g.Name, g.Probe.MaxErrorPercent)
+		if err != nil {
+			return false, "", err
+		}
+		return v.Passed, v.Evidence, nil
+	}
+	return false, "", fmt.Errorf("gate %q has neither prometheus nor probe", g.Name)
+}
+
+// validate checks a gate against its backend before anything changes.
+func (r *gateRunner) validate(ctx context.Context, g v1alpha1.Gate) error {
+	if g.Prometheus == nil {
+		return nil
+	}
+	if r.prom == nil {
+		return fmt.Errorf("gate %q queries Prometheus: pass --prometheus URL", g.Name)
+	}
+	return r.prom.Validate(ctx, g)
+}

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/term"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+)
+
+// liveView prints a run as it goes: on a terminal one progress bar redrawn in
+// place under the event lines; otherwise (CI logs, pipes) plain lines, with a
+// progress line at every tenth of the way so logs stay short.
+type liveView struct {
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	bar      bool
+	lastTick int
+}
+
+func newLiveView(w io.Writer) *liveView {
+	f, ok := w.(*os.File)
+	return &liveView{w: w, tty: ok && term.IsTerminal(int(f.Fd()))}
+}
+
+// Event implements upgrade.Observer.
+func (v *liveView) Event(e v1alpha1.Event) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.bar {
+		fmt.Fprint(v.w, "\r\033[K")
+		v.bar = false
+	}
+	wave := ""
+	if e.Wave > 0 {
+		wave = fmt.Sprintf("wave %d ", e.Wave)
+	}
+	fmt.Fprintf(v.w, "%s %-9s %s%s\n", e.At.Format("15:04:05"), e.Type, wave, e.Message)
+}
+
+// Progress implements upgrade.Observer.
+func (v *liveView) Progress(st *v1alpha1.MeshUpgradeStatus) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c := st.Counts
+	done := c.Succeeded + c.Failed + c.RolledBack
+	if c.Total == 0 {
+		return
+	}
+	line := fmt.Sprintf("wave %d/%d  %s  %d/%d moved, %d failed, %d rolled back",
+		st.CurrentWave, st.Waves, progressBar(done, c.Total, 30), c.Succeeded, c.Total, c.Failed, c.RolledBack)
+	if v.tty {
+		fmt.Fprint(v.w, "\r\033[K"+line)
+		v.bar = true
+		return
+	}
+	if tick := done * 10 / c.Total; tick != v.lastTick || done == c.Total {
+		v.lastTick = tick
+		fmt.Fprintln(v.w, "progress  "+line)
+	}
+}
+
+// progressBar draws [#####-----] for done of total.
+func progressBar(done, total, width int) string {
+	n := min(width, done*width/max(total, 1))
+	return "[" + strings.Repeat("#", n) + strings.Repeat("-", width-n) + "]"
+}

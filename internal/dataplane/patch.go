@@ -1,0 +1,125 @@
+package dataplane
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/meshroll/meshroll/internal/istio"
+)
+
+// Annotations and labels meshroll writes on workloads it moves.
+const (
+	// LabelUpgrade names the MeshUpgrade that moved a workload. The
+	// revision-assignment webhook selects objects by it, so the API server
+	// never calls the webhook for anything meshroll did not move.
+	LabelUpgrade = "meshroll.io/upgrade"
+	// AnnotationToken is the restart token of the move, written in the same
+	// patch as the move itself so that a resumed run recognises a workload it
+	// already moved and never restarts it twice.
+	AnnotationToken = "meshroll.io/restart-token"
+	// AnnotationPrevious records the pod-template values the move replaced
+	// (JSON of Previous), in the same write, so rollback can restore the
+	// exact previous template even after a crash.
+	AnnotationPrevious = "meshroll.io/previous-template"
+	// AnnotationRestartedAt is the pod-template annotation `kubectl rollout
+	// restart` sets; changing it makes the workload controller replace pods.
+	AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
+)
+
+// Previous is what a forward move replaced in the pod template. A nil field
+// was absent.
+type Previous struct {
+	Rev         *string `json:"rev"`
+	RestartedAt *string `json:"restartedAt"`
+}
+
+// Template is the part of a workload object a move reads.
+type Template struct {
+	Labels              map[string]string
+	Annotations         map[string]string
+	TemplateLabels      map[string]string
+	TemplateAnnotations map[string]string
+}
+
+// Forward is the merge patch that moves a workload: for setRev != "" the pod
+// template's istio.io/rev label becomes setRev (mechanism Pod), and in every
+// case the restart annotation becomes token. It returns nil when the
+// workload already carries token: the move happened before, possibly in a
+// run that was killed before it recorded it.
+func Forward(t Template, upgrade, token, setRev string) ([]byte, error) {
+	if t.Annotations[AnnotationToken] == token && t.TemplateAnnotations[AnnotationRestartedAt] == token {
+		return nil, nil
+	}
+	prev := Previous{Rev: lookup(t.TemplateLabels, istio.LabelRev), RestartedAt: lookup(t.TemplateAnnotations, AnnotationRestartedAt)}
+	if old, ok := t.Annotations[AnnotationPrevious]; ok && t.Labels[LabelUpgrade] == upgrade {
+		// A move of this upgrade was already recorded (for instance a
+		// rollback was interrupted and the run goes forward again): keep
+		// the values from before the first move.
+		if err := json.Unmarshal([]byte(old), &prev); err != nil {
+			return nil, fmt.Errorf("failed to read annotation %s: %w", AnnotationPrevious, err)
+		}
+	}
+	prevJSON, err := json.Marshal(prev)
+	if err != nil {
+		return nil, err
+	}
+	tl := map[string]any{}
+	if setRev != "" {
+		tl[istio.LabelRev] = setRev
+	}
+	patch := map[string]any{
+		"metadata": map[string]any{
+			"labels":      map[string]any{LabelUpgrade: upgrade},
+			"annotations": map[string]any{AnnotationToken: token, AnnotationPrevious: string(prevJSON)},
+		},
+		"spec": templatePatch(tl, map[string]any{AnnotationRestartedAt: token}),
+	}
+	return json.Marshal(patch)
+}
+
+// Restore is the merge patch that puts back the pod template a forward move
+// replaced and removes meshroll's marks; the workload controller then returns
+// to its previous pods (for a Deployment, its previous ReplicaSet). It
+// returns nil when the workload carries no move of upgrade.
+func Restore(t Template, upgrade string) ([]byte, error) {
+	raw, ok := t.Annotations[AnnotationPrevious]
+	if !ok || t.Labels[LabelUpgrade] != upgrade {
+		return nil, nil
+	}
+	var prev Previous
+	if err := json.Unmarshal([]byte(raw), &prev); err != nil {
+		return nil, fmt.Errorf("failed to read annotation %s: %w", AnnotationPrevious, err)
+	}
+	patch := map[string]any{
+		"metadata": map[string]any{
+			"labels":      map[string]any{LabelUpgrade: nil},
+			"annotations": map[string]any{AnnotationToken: nil, AnnotationPrevious: nil},
+		},
+		"spec": templatePatch(
+			map[string]any{istio.LabelRev: orNull(prev.Rev)},
+			map[string]any{AnnotationRestartedAt: orNull(prev.RestartedAt)}),
+	}
+	return json.Marshal(patch)
+}
+
+func templatePatch(labels, annotations map[string]any) map[string]any {
+	md := map[string]any{"annotations": annotations}
+	if len(labels) > 0 {
+		md["labels"] = labels
+	}
+	return map[string]any{"template": map[string]any{"metadata": md}}
+}
+
+func lookup(m map[string]string, k string) *string {
+	if v, ok := m[k]; ok {
+		return &v
+	}
+	return nil
+}
+
+func orNull(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}

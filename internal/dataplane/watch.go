@@ -1,0 +1,156 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Watcher keeps one informer per workload kind so that waiting for hundreds
+// of rollouts at once costs three watches, not one poll loop per workload.
+type Watcher struct {
+	factory informers.SharedInformerFactory
+	deploy  cache.SharedIndexInformer
+	sts     cache.SharedIndexInformer
+	ds      cache.SharedIndexInformer
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{}
+}
+
+// NewWatcher starts informers for Deployments, StatefulSets and DaemonSets
+// and waits for their first list; stop them by cancelling ctx.
+func NewWatcher(ctx context.Context, kube kubernetes.Interface) (*Watcher, error) {
+	f := informers.NewSharedInformerFactory(kube, 0)
+	w := &Watcher{
+		factory: f,
+		deploy:  f.Apps().V1().Deployments().Informer(),
+		sts:     f.Apps().V1().StatefulSets().Informer(),
+		ds:      f.Apps().V1().DaemonSets().Informer(),
+		waiters: map[string][]chan struct{}{},
+	}
+	for kind, inf := range map[string]cache.SharedIndexInformer{"Deployment": w.deploy, "StatefulSet": w.sts, "DaemonSet": w.ds} {
+		if _, err := inf.AddEventHandler(w.handler(kind)); err != nil {
+			return nil, fmt.Errorf("failed to watch %ss: %w", kind, err)
+		}
+	}
+	f.Start(ctx.Done())
+	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return nil, fmt.Errorf("failed to list %v: %w", typ, context.Cause(ctx))
+		}
+	}
+	return w, nil
+}
+
+func (w *Watcher) handler(kind string) cache.ResourceEventHandler {
+	notify := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		key, err := cache.MetaNamespaceKeyFunc(obj)
+		if err != nil {
+			return
+		}
+		w.mu.Lock()
+		chans := w.waiters[kind+" "+key]
+		delete(w.waiters, kind+" "+key)
+		w.mu.Unlock()
+		for _, c := range chans {
+			close(c)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    notify,
+		UpdateFunc: func(_, n any) { notify(n) },
+		DeleteFunc: notify,
+	}
+}
+
+// Get returns the cached object of a workload (nil when it does not exist or
+// the kind is not watched).
+func (w *Watcher) Get(kind, namespace, name string) runtime.Object {
+	inf := w.informer(kind)
+	if inf == nil {
+		return nil
+	}
+	obj, ok, err := inf.GetIndexer().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil
+	}
+	return obj.(runtime.Object)
+}
+
+func (w *Watcher) informer(kind string) cache.SharedIndexInformer {
+	switch kind {
+	case "Deployment":
+		return w.deploy
+	case "StatefulSet":
+		return w.sts
+	case "DaemonSet":
+		return w.ds
+	}
+	return nil
+}
+
+// changed returns a channel closed at the next event for the workload.
+func (w *Watcher) changed(kind, namespace, name string) <-chan struct{} {
+	c := make(chan struct{})
+	key := kind + " " + namespace + "/" + name
+	w.mu.Lock()
+	w.waiters[key] = append(w.waiters[key], c)
+	w.mu.Unlock()
+	return c
+}
+
+// Wait blocks until the workload's rollout is done (nil), failed, times out,
+// or ctx ends. minGeneration guards against judging the cached object from
+// before the caller's own write.
+func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGeneration int64, timeout time.Duration) (Rollout, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	last := Rollout{Message: "not observed yet"}
+	for {
+		ch := w.changed(kind, namespace, name)
+		obj := w.Get(kind, namespace, name)
+		if obj == nil {
+			return last, fmt.Errorf("%s %s/%s no longer exists", kind, namespace, name)
+		}
+		if r, gen := Judge(obj); gen >= minGeneration {
+			last = r
+			if r.Done {
+				return r, nil
+			}
+			if r.Failed != "" {
+				return r, fmt.Errorf("rollout of %s %s/%s failed: %s", kind, namespace, name, r.Failed)
+			}
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return last, fmt.Errorf("rollout of %s %s/%s did not finish within %s: %s", kind, namespace, name, timeout, last.Message)
+		case <-ctx.Done():
+			return last, context.Cause(ctx)
+		}
+	}
+}
+
+// Judge returns the rollout verdict and generation of a workload object.
+func Judge(obj any) (Rollout, int64) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return DeploymentRollout(o), o.Generation
+	case *appsv1.StatefulSet:
+		return StatefulSetRollout(o), o.Generation
+	case *appsv1.DaemonSet:
+		return DaemonSetRollout(o), o.Generation
+	}
+	return Rollout{Failed: fmt.Sprintf("unsupported object %T", obj)}, 0
+}

@@ -1,0 +1,254 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/internal/istio"
+)
+
+// This file decides which workloads a data-plane migration covers and how
+// each one moves. It is pure: the snapshot is read once by the caller and the
+// result is frozen into the MeshUpgrade status, so a resumed run never
+// re-selects workloads that have already moved.
+
+// Mechanisms a Move uses; the values match api/v1alpha1's Mechanism.
+const (
+	// MechanismPod sets the workload's pod-template istio.io/rev label.
+	MechanismPod = "Pod"
+	// MechanismNamespace relabels the namespace's istio.io/rev.
+	MechanismNamespace = "Namespace"
+	// MechanismTag moves the revision tag that the namespace or pod names.
+	MechanismTag = "Tag"
+	// MechanismRestart only restarts: injection already points at the
+	// target (a patch upgrade of one revision, or a half-finished move).
+	MechanismRestart = "Restart"
+)
+
+// Selection restricts a migration to some workloads.
+type Selection struct {
+	// Namespaces lists namespace names; empty means every namespace.
+	Namespaces []string
+	// NamespaceSelector further restricts namespaces by label; nil selects all.
+	NamespaceSelector labels.Selector
+	// ExcludeNamespaces are never touched.
+	ExcludeNamespaces []string
+	// ExcludeWorkloads are "Kind namespace/name" strings never touched.
+	ExcludeWorkloads []string
+	// NamespaceLabels are every namespace's full labels (the snapshot keeps
+	// only injection labels); NamespaceSelector and ordering selectors match
+	// them. Nil falls back to the injection labels.
+	NamespaceLabels map[string]map[string]string
+}
+
+// Move is one workload of the migration and how it moves.
+type Move struct {
+	Candidate
+	// Mechanism is one of the Mechanism* constants.
+	Mechanism string `json:"mechanism"`
+	// Via is the label value that selects From today: the revision, a tag,
+	// or "default".
+	Via string `json:"via,omitempty"`
+}
+
+// LabelMove is a namespace label or a tag the migration re-points.
+type LabelMove struct {
+	// Name is the namespace or the tag.
+	Name string `json:"name"`
+	// From and To are the label values (namespace) or revisions (tag).
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// Selected is the outcome of Select.
+type Selected struct {
+	// Moves are the workloads to migrate (restartable or not).
+	Moves []Move
+	// Namespaces are relabels of namespaces that name From directly.
+	Namespaces []LabelMove
+	// Tags are tags pointing at From that selected namespaces or pods use.
+	Tags []LabelMove
+}
+
+// Select returns every selected workload that has a pod on from, with the
+// mechanism that moves it to to. When to equals from it selects the pods whose
+// proxy image differs from what the revision injects now (stale sidecars),
+// which only need a restart. It refuses, naming every offender, when a
+// namespace carries both istio-injection and istio.io/rev (Istio would ignore
+// one of them silently), when from or to is not a known revision, or when the
+// selection matches no workload.
+func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, error) {
+	if s.Revision(to) == nil {
+		return Selected{}, fmt.Errorf("target revision %q is not installed; install it first with `meshroll revision install`", to)
+	}
+	if from != to && s.Revision(from) == nil && !hasProxies(s, from) {
+		return Selected{}, fmt.Errorf("source revision %q is neither installed nor running any proxy; pick one from `meshroll revision list`", from)
+	}
+	inj := s.Injectors()
+	staleImage := ""
+	if from == to {
+		staleImage = s.Revision(to).ProxyImage
+	}
+	excludedNS := toSet(sel.ExcludeNamespaces)
+	excludedWL := toSet(sel.ExcludeWorkloads)
+	wantNS := toSet(sel.Namespaces)
+
+	var out Selected
+	var conflicts []string
+	nsMoves := map[string]LabelMove{}
+	tagMoves := map[string]LabelMove{}
+	for i := range s.Workloads {
+		w := &s.Workloads[i]
+		ns := s.Namespace(w.Namespace)
+		nsl := nsLabels(ns, sel.NamespaceLabels[w.Namespace])
+		if !namespaceSelected(nsl, w.Namespace, wantNS, excludedNS, sel.NamespaceSelector) {
+			continue
+		}
+		ref := WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+		if excludedWL[ref.String()] {
+			continue
+		}
+		pods, onFrom := 0, false
+		for _, p := range w.Proxies {
+			pods += p.Pods
+			if p.Pods > 0 && p.Revision == from && (staleImage == "" || p.Image != staleImage) {
+				onFrom = true
+			}
+		}
+		if !onFrom {
+			continue
+		}
+		m := Move{Candidate: Candidate{Ref: ref, Restartable: w.Restartable, Reason: restartReason(w), Pods: pods, Labels: nsl}}
+		switch {
+		case ns != nil && ns.HasRevLabel && ns.HasInjectionLabel:
+			conflicts = append(conflicts, fmt.Sprintf("namespace %s has both istio-injection=%s and istio.io/rev=%s", ns.Name, ns.InjectionLabel, ns.RevLabel))
+			continue
+		case from == to:
+			m.Mechanism, m.Via = MechanismRestart, to
+		case ns != nil && ns.HasRevLabel:
+			m.Via = ns.RevLabel
+			m.Mechanism = labelMechanism(ns.RevLabel, from, to, inj)
+		case ns != nil && ns.HasInjectionLabel:
+			m.Via = istio.DefaultRevision
+			m.Mechanism = labelMechanism(istio.DefaultRevision, from, to, inj)
+		case w.TemplateRev != "":
+			m.Via = w.TemplateRev
+			m.Mechanism = labelMechanism(w.TemplateRev, from, to, inj)
+			if m.Mechanism == MechanismNamespace {
+				m.Mechanism = MechanismPod
+			}
+		default:
+			// Unlabelled namespace and pod: only the default injector
+			// (enableNamespacesByDefault or sidecar.istio.io/inject=true).
+			m.Via = istio.DefaultRevision
+			m.Mechanism = labelMechanism(istio.DefaultRevision, from, to, inj)
+		}
+		switch m.Mechanism {
+		case MechanismNamespace:
+			nsMoves[w.Namespace] = LabelMove{Name: w.Namespace, From: from, To: to}
+		case MechanismTag:
+			tagMoves[m.Via] = LabelMove{Name: m.Via, From: from, To: to}
+		case "":
+			conflicts = append(conflicts, fmt.Sprintf("%s: its pods run %s but %s selects %q, which does not resolve to %s", ref, from, istio.LabelRev, m.Via, from))
+			continue
+		}
+		out.Moves = append(out.Moves, m)
+	}
+	if len(conflicts) > 0 {
+		slices.Sort(conflicts)
+		return Selected{}, fmt.Errorf("cannot migrate: %s; remove the conflicting label or exclude those namespaces", strings.Join(conflicts, "; "))
+	}
+	if len(out.Moves) == 0 {
+		return Selected{}, errors.New("the selection matches no workload running " + from + "; check --namespace/--selector, or `meshroll status --workloads`")
+	}
+	out.Namespaces = sortedMoves(nsMoves)
+	out.Tags = sortedMoves(tagMoves)
+	return out, nil
+}
+
+// labelMechanism says how a workload whose injection is selected by label
+// value v moves from one revision to another: v naming from itself needs a
+// relabel, v naming a tag (or the default injector) that points at from needs
+// the tag moved. "" means v does not resolve to from.
+func labelMechanism(v, from, to string, inj istio.Injectors) string {
+	rev, ok := inj.Resolve(v)
+	switch {
+	case v == from:
+		return MechanismNamespace
+	case ok && rev == to:
+		return MechanismRestart
+	case ok && rev == from && v != from:
+		return MechanismTag
+	}
+	return ""
+}
+
+func namespaceSelected(nsl map[string]string, name string, want, excluded map[string]bool, sel labels.Selector) bool {
+	if excluded[name] || (len(want) > 0 && !want[name]) {
+		return false
+	}
+	if sel != nil && !sel.Empty() {
+		return sel.Matches(labels.Set(nsl))
+	}
+	return true
+}
+
+// nsLabels returns the namespace's full labels when the caller read them,
+// else the injection labels the snapshot keeps plus the name: what ordering
+// selectors and namespace selectors match on.
+func nsLabels(ns *inventory.Namespace, full map[string]string) map[string]string {
+	if full != nil {
+		return full
+	}
+	if ns == nil {
+		return nil
+	}
+	l := map[string]string{"kubernetes.io/metadata.name": ns.Name}
+	if ns.HasRevLabel {
+		l[istio.LabelRev] = ns.RevLabel
+	}
+	if ns.HasInjectionLabel {
+		l[istio.LabelInjection] = ns.InjectionLabel
+	}
+	return l
+}
+
+func restartReason(w *inventory.Workload) string {
+	if w.Restartable {
+		return ""
+	}
+	return w.RestartReason
+}
+
+func hasProxies(s *inventory.Snapshot, rev string) bool {
+	for _, w := range s.Workloads {
+		for _, p := range w.Proxies {
+			if p.Revision == rev && p.Pods > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func toSet(items []string) map[string]bool {
+	m := make(map[string]bool, len(items))
+	for _, i := range items {
+		m[i] = true
+	}
+	return m
+}
+
+func sortedMoves(m map[string]LabelMove) []LabelMove {
+	out := make([]LabelMove, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b LabelMove) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

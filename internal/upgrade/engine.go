@@ -1,0 +1,408 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/dataplane"
+	"github.com/meshroll/meshroll/internal/plan"
+)
+
+// GateRunner evaluates one configured gate after a wave.
+type GateRunner interface {
+	Evaluate(ctx context.Context, g v1alpha1.Gate, wave int) (passed bool, evidence string, err error)
+}
+
+// Observer sees the run as it goes, for the live terminal view.
+type Observer interface {
+	// Event is called for every history entry.
+	Event(e v1alpha1.Event)
+	// Progress is called after every recorded outcome.
+	Progress(st *v1alpha1.MeshUpgradeStatus)
+}
+
+// Engine runs a MeshUpgrade: it is the same loop in the CLI (foreground) and
+// in the controller. It keeps all state in the MeshUpgrade status, so a run
+// killed at any point resumes from what the cluster records.
+type Engine struct {
+	Store Store
+	Kube  kubernetes.Interface
+	// Gates evaluates configured gates; nil fails any configured gate.
+	Gates GateRunner
+	// MoveTag points a revision tag at a revision.
+	MoveTag func(ctx context.Context, tag, revision string) error
+	// ProxyImage is the istio-proxy image a revision injects now, used to
+	// confirm every new pod runs it.
+	ProxyImage func(revision string) string
+	// Observer may be nil.
+	Observer Observer
+	// Now is the clock (tests pass a fake one); nil is time.Now.
+	Now func() time.Time
+	// FlushEvery bounds how often progress is written to the status while
+	// workloads move (default 1 s); phase changes are written at once.
+	FlushEvery time.Duration
+}
+
+// ErrHalted is returned when a run stopped for an operator; ErrRolledBack
+// when it rolled back. Both leave the cluster consistent.
+var (
+	ErrHalted     = errors.New("upgrade halted")
+	ErrRolledBack = errors.New("upgrade rolled back")
+)
+
+// run is the state of one Run call.
+type run struct {
+	*Engine
+	mu        *v1alpha1.MeshUpgrade
+	exec      *dataplane.Executor
+	index     map[string]int
+	dirty     bool
+	lastFlush time.Time
+}
+
+type outcome struct {
+	i   int
+	res dataplane.Result
+	err error
+}
+
+// Run drives the named MeshUpgrade until it succeeds, halts, rolls back or
+// ctx ends. It returns the final object.
+func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, error) {
+	mu, err := e.Store.Get(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get MeshUpgrade %q: %w", name, err)
+	}
+	if len(mu.Status.Workloads) == 0 {
+		return mu, fmt.Errorf("MeshUpgrade %q has no frozen plan; create it with `meshroll upgrade`", name)
+	}
+	if mu.Status.Phase.Final() && !mu.Spec.RollbackRequested {
+		return mu, phaseErr(mu)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := dataplane.NewWatcher(wctx, e.Kube)
+	if err != nil {
+		return mu, err
+	}
+	r := &run{Engine: e, mu: mu, exec: &dataplane.Executor{Kube: e.Kube, Watcher: w, Upgrade: name}, index: map[string]int{}}
+	for i, wl := range mu.Status.Workloads {
+		r.index[wl.Ref()] = i
+	}
+	err = r.loop(ctx)
+	if ferr := r.flush(context.WithoutCancel(ctx), true); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	if err != nil {
+		return r.mu, err
+	}
+	return r.mu, phaseErr(r.mu)
+}
+
+func phaseErr(mu *v1alpha1.MeshUpgrade) error {
+	switch mu.Status.Phase {
+	case v1alpha1.PhaseHalted:
+		return fmt.Errorf("%w: %s", ErrHalted, mu.Status.Message)
+	case v1alpha1.PhaseRolledBack:
+		return fmt.Errorf("%w: %s", ErrRolledBack, mu.Status.Message)
+	}
+	return nil
+}
+
+func (r *run) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *run) loop(ctx context.Context) error {
+	st := &r.mu.Status
+	wp := wavePlan(st, r.mu.Spec.Strategy.Parallelism)
+	inflight := map[int]bool{}
+	results := make(chan outcome)
+	flushTick := time.NewTicker(r.flushEvery())
+	defer flushTick.Stop()
+	failed := false
+	for {
+		if r.mu.Spec.RollbackRequested && st.Phase != v1alpha1.PhaseRollingBack && st.Phase != v1alpha1.PhaseRolledBack {
+			if len(inflight) > 0 {
+				r.collect(ctx, results, inflight)
+				continue
+			}
+			r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRequested, "rollback requested by an operator")
+		}
+		if st.Phase.Final() {
+			return nil
+		}
+		if st.Phase == v1alpha1.PhaseRollingBack {
+			if len(inflight) > 0 {
+				r.collect(ctx, results, inflight)
+				continue
+			}
+			return r.rollback(ctx)
+		}
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		var lastDone time.Time
+		if st.LastWaveDoneAt != nil {
+			lastDone = st.LastWaveDoneAt.Time
+		}
+		d := plan.Next(wp, progress(st), gatesPassed(st, len(r.mu.Spec.Gates)), r.mu.Spec.Rollback != v1alpha1.RollbackManual,
+			lastDone, r.mu.Spec.Strategy.PauseBetweenWaves.Duration, r.now())
+		if (failed || d.Action != plan.ActionMigrate) && len(inflight) > 0 {
+			// Let moves already started finish before gating, pausing or
+			// rolling back: each ends recorded, never half-done.
+			r.collect(ctx, results, inflight)
+			continue
+		}
+		switch d.Action {
+		case plan.ActionMigrate:
+			started := 0
+			for _, ref := range d.Workloads {
+				i := r.index[ref.String()]
+				if inflight[i] || len(inflight) >= max(1, wp.Parallelism) {
+					continue
+				}
+				if err := r.prepare(ctx, i); err != nil {
+					r.finish(outcome{i: i, err: err})
+					failed = true
+					break
+				}
+				inflight[i] = true
+				started++
+				go r.move(ctx, i, results)
+			}
+			if started == 0 && len(inflight) == 0 {
+				continue
+			}
+			select {
+			case o := <-results:
+				delete(inflight, o.i)
+				failed = r.finish(o) || failed
+			case <-flushTick.C:
+				if err := r.flush(ctx, false); err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				r.collect(context.WithoutCancel(ctx), results, inflight)
+				return context.Cause(ctx)
+			}
+		case plan.ActionGate:
+			if err := r.gate(ctx, d.Wave); err != nil {
+				return err
+			}
+		case plan.ActionPause:
+			r.setPhase(v1alpha1.PhasePaused, v1alpha1.ReasonPaused, d.Reason)
+			if err := r.flush(ctx, true); err != nil {
+				return err
+			}
+			select {
+			case <-time.After(d.NotBefore.Sub(r.now())):
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonMigrating, "pause over")
+		case plan.ActionHalt:
+			r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonRolloutFailed, d.Reason+"; fix the workload and run `meshroll rollback "+r.mu.Name+"`, then start a new upgrade")
+			return nil
+		case plan.ActionRollback:
+			r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRolloutFailed, d.Reason)
+			if err := r.flush(ctx, true); err != nil {
+				return err
+			}
+		case plan.ActionDone:
+			if err := r.finishLabels(ctx); err != nil {
+				return err
+			}
+			r.setPhase(v1alpha1.PhaseSucceeded, v1alpha1.ReasonAllMigrated, d.Reason)
+			return nil
+		}
+	}
+}
+
+// collect waits for every in-flight move and records it.
+func (r *run) collect(ctx context.Context, results chan outcome, inflight map[int]bool) {
+	for len(inflight) > 0 {
+		o := <-results
+		delete(inflight, o.i)
+		r.finish(o)
+	}
+	_ = r.flush(ctx, true)
+}
+
+// prepare marks workload i pending and applies the namespace relabel or tag
+// move its mechanism needs; a label move is recorded before any workload that
+// depends on it restarts.
+func (r *run) prepare(ctx context.Context, i int) error {
+	st := &r.mu.Status
+	w := &st.Workloads[i]
+	if st.Phase != v1alpha1.PhaseMigrating {
+		r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonMigrating, fmt.Sprintf("migrating wave %d", w.Wave))
+	}
+	if w.Wave != st.CurrentWave {
+		st.CurrentWave = w.Wave
+		r.event("wave", w.Wave, fmt.Sprintf("wave %d of %d started", w.Wave, st.Waves))
+	}
+	w.Outcome = v1alpha1.OutcomePending
+	r.dirty = true
+	moved := false
+	switch w.Mechanism {
+	case v1alpha1.MechanismNamespace:
+		for j := range st.Namespaces {
+			n := &st.Namespaces[j]
+			if n.Name == w.Namespace && !n.Done {
+				if _, err := r.exec.SetNamespaceRev(ctx, n.Name, n.To); err != nil {
+					return err
+				}
+				n.Done, moved = true, true
+				r.event("relabel", w.Wave, fmt.Sprintf("namespace %s: istio.io/rev %s → %s", n.Name, n.From, n.To))
+			}
+		}
+	case v1alpha1.MechanismTag:
+		for j := range st.Tags {
+			t := &st.Tags[j]
+			if t.Name == w.Via && !t.Done {
+				if err := r.moveTag(ctx, t.Name, t.To); err != nil {
+					return err
+				}
+				t.Done, moved = true, true
+				r.event("tag", w.Wave, fmt.Sprintf("tag %s: %s → %s", t.Name, t.From, t.To))
+			}
+		}
+	}
+	if moved {
+		return r.flush(ctx, true)
+	}
+	return nil
+}
+
+func (r *run) moveTag(ctx context.Context, tag, rev string) error {
+	if r.MoveTag == nil {
+		return fmt.Errorf("failed to move tag %q: no tag mover configured", tag)
+	}
+	return r.MoveTag(ctx, tag, rev)
+}
+
+// move restarts workload i onto the target and confirms its proxies.
+func (r *run) move(ctx context.Context, i int, results chan<- outcome) {
+	w := r.mu.Status.Workloads[i]
+	setRev := ""
+	if w.Mechanism == v1alpha1.MechanismPod {
+		setRev = r.mu.Spec.To
+	}
+	res, err := r.exec.Move(ctx, w.Kind, w.Namespace, w.Name, r.mu.Status.RestartToken, setRev, r.rolloutTimeout())
+	if err == nil && r.ProxyImage != nil {
+		if img := r.ProxyImage(r.mu.Spec.To); img != "" {
+			err = r.exec.ConfirmProxies(ctx, w.Kind, w.Namespace, w.Name, img)
+		}
+	}
+	results <- outcome{i: i, res: res, err: err}
+}
+
+// finish records a move's outcome; it reports whether the move failed.
+func (r *run) finish(o outcome) bool {
+	st := &r.mu.Status
+	w := &st.Workloads[o.i]
+	r.dirty = true
+	if o.res.Took > 0 {
+		w.RolloutMillis = o.res.Took.Milliseconds()
+	}
+	if o.err != nil {
+		if errors.Is(o.err, context.Canceled) {
+			return false // interrupted, stays pending: the next run resumes it
+		}
+		w.Outcome, w.Message = v1alpha1.OutcomeFailed, o.err.Error()
+		r.event("failed", w.Wave, o.err.Error())
+		r.progress()
+		return true
+	}
+	w.Outcome, w.Message = v1alpha1.OutcomeSucceeded, ""
+	r.progress()
+	if r.waveDone(w.Wave) {
+		r.event("wave", w.Wave, fmt.Sprintf("wave %d migrated", w.Wave))
+	}
+	return false
+}
+
+func (r *run) waveDone(wave int) bool {
+	for _, w := range r.mu.Status.Workloads {
+		if w.Wave == wave && w.Outcome != v1alpha1.OutcomeSucceeded {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *run) rolloutTimeout() time.Duration {
+	if d := r.mu.Spec.Strategy.RolloutTimeout.Duration; d > 0 {
+		return d
+	}
+	return 5 * time.Minute
+}
+
+func (r *run) flushEvery() time.Duration {
+	if r.FlushEvery > 0 {
+		return r.FlushEvery
+	}
+	return time.Second
+}
+
+// finishLabels applies label moves no workload needed yet (e.g. a tag only
+// idle namespaces use), so the old revision is free to remove afterwards.
+func (r *run) finishLabels(ctx context.Context) error {
+	for j := range r.mu.Status.Tags {
+		t := &r.mu.Status.Tags[j]
+		if !t.Done {
+			if err := r.moveTag(ctx, t.Name, t.To); err != nil {
+				return err
+			}
+			t.Done = true
+			r.dirty = true
+		}
+	}
+	return nil
+}
+
+// setPhase changes phase, message and conditions together.
+func (r *run) setPhase(p v1alpha1.Phase, reason, msg string) {
+	st := &r.mu.Status
+	st.Phase, st.Message = p, msg
+	now := metav1.NewTime(r.now())
+	progressing := metav1.ConditionTrue
+	if p.Final() {
+		progressing = metav1.ConditionFalse
+		st.CompletedAt = &now
+	}
+	setCondition(st, v1alpha1.ConditionProgressing, progressing, reason, msg, r.mu.Generation, now)
+	switch p {
+	case v1alpha1.PhaseSucceeded:
+		setCondition(st, v1alpha1.ConditionComplete, metav1.ConditionTrue, reason, msg, r.mu.Generation, now)
+	case v1alpha1.PhaseRolledBack:
+		setCondition(st, v1alpha1.ConditionRolledBack, metav1.ConditionTrue, reason, msg, r.mu.Generation, now)
+	}
+	st.ObservedGeneration = r.mu.Generation
+	r.event(string(p), st.CurrentWave, msg)
+	r.dirty = true
+}
+
+func setCondition(st *v1alpha1.MeshUpgradeStatus, typ string, s metav1.ConditionStatus, reason, msg string, gen int64, now metav1.Time) {
+	c := metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen, LastTransitionTime: now}
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == typ {
+			if st.Conditions[i].Status == s {
+				c.LastTransitionTime = st.Conditions[i].LastTransitionTime
+			}
+			st.Conditions[i] = c
+			return
+		}
+	}
+	st.Conditions = append(st.Conditions, c)
+}

@@ -1,0 +1,103 @@
+package upgrade
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/dataplane"
+)
+
+// readinessGate is the name of the gate that is always evaluated first.
+const readinessGate = "readiness"
+
+// gate evaluates readiness of the wave's workloads and every configured gate.
+// A failure sends the run to rollback (policy Auto) or halts it.
+func (r *run) gate(ctx context.Context, wave int) error {
+	st := &r.mu.Status
+	r.setPhase(v1alpha1.PhaseGating, v1alpha1.ReasonMigrating, fmt.Sprintf("evaluating gates after wave %d", wave))
+	passed, evidence := r.readiness(wave)
+	r.record(wave, readinessGate, passed, evidence)
+	failed := ""
+	if !passed {
+		failed = readinessGate + ": " + evidence
+	}
+	for _, g := range r.mu.Spec.Gates {
+		if failed != "" {
+			break
+		}
+		ok, ev, err := false, "", error(nil)
+		if r.Gates == nil {
+			err = fmt.Errorf("no gate evaluator is configured")
+		} else {
+			ok, ev, err = r.Gates.Evaluate(ctx, g, wave)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			ok, ev = false, "could not evaluate: "+err.Error()
+		}
+		r.record(wave, g.Name, ok, ev)
+		if !ok {
+			failed = g.Name + ": " + ev
+		}
+	}
+	if failed == "" {
+		now := metav1.NewTime(r.now())
+		st.LastWaveDoneAt = &now
+		r.event("gate", wave, fmt.Sprintf("gates after wave %d passed", wave))
+		if wave < st.Waves {
+			r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonGatePassed, fmt.Sprintf("gates after wave %d passed", wave))
+		}
+		return r.flush(ctx, true)
+	}
+	msg := fmt.Sprintf("gate after wave %d failed (%s)", wave, failed)
+	if r.mu.Spec.Rollback == v1alpha1.RollbackManual {
+		r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonGateFailed, msg+"; automatic rollback is off: investigate, then `meshroll rollback "+r.mu.Name+"`")
+	} else {
+		r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonGateFailed, msg+"; rolling back every moved workload")
+	}
+	return r.flush(ctx, true)
+}
+
+// readiness re-judges every workload of the wave from the informer cache: a
+// workload that rolled out fine can lose pods before the gate runs.
+func (r *run) readiness(wave int) (bool, string) {
+	n, notReady := 0, []string{}
+	for _, w := range r.mu.Status.Workloads {
+		if w.Wave != wave {
+			continue
+		}
+		n++
+		obj := r.exec.Watcher.Get(w.Kind, w.Namespace, w.Name)
+		if obj == nil {
+			notReady = append(notReady, w.Ref()+" is gone")
+			continue
+		}
+		if ro, ok := rolloutOf(obj); !ok {
+			notReady = append(notReady, w.Ref()+": "+ro.Message)
+		}
+	}
+	if len(notReady) > 0 {
+		return false, fmt.Sprintf("%d of %d workloads not ready: %s", len(notReady), n, notReady[0])
+	}
+	return true, fmt.Sprintf("%d of %d workloads rolled out and available", n, n)
+}
+
+func rolloutOf(obj any) (dataplane.Rollout, bool) {
+	r, _ := dataplane.Judge(obj)
+	return r, r.Done
+}
+
+// record appends one gate verdict.
+func (r *run) record(wave int, name string, passed bool, evidence string) {
+	r.mu.Status.Gates = append(r.mu.Status.Gates, v1alpha1.GateResult{Wave: wave, Name: name, Passed: passed, At: metav1.NewTime(r.now()), Evidence: evidence})
+	verdict := "passed"
+	if !passed {
+		verdict = "FAILED"
+	}
+	r.event("gate", wave, fmt.Sprintf("%s %s: %s", name, verdict, evidence))
+}

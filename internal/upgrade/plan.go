@@ -1,0 +1,217 @@
+package upgrade
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/internal/plan"
+)
+
+// Freeze selects the workloads of spec from the snapshot, cuts them into
+// waves and returns the initial status that records that plan. It refuses a
+// spec whose workloads overlap a MeshUpgrade that is still running. The
+// restart token is derived from now, so every move of this run writes the
+// same value and a resumed run recognises its own writes.
+func Freeze(s *inventory.Snapshot, nsLabels map[string]map[string]string, mu *v1alpha1.MeshUpgrade, others []v1alpha1.MeshUpgrade, now time.Time) (v1alpha1.MeshUpgradeStatus, error) {
+	spec := mu.Spec
+	sel, err := selection(spec.Selection, nsLabels)
+	if err != nil {
+		return v1alpha1.MeshUpgradeStatus{}, err
+	}
+	picked, err := plan.Select(s, spec.From, spec.To, sel)
+	if err != nil {
+		return v1alpha1.MeshUpgradeStatus{}, err
+	}
+	if err := overlap(mu.Name, picked.Moves, others); err != nil {
+		return v1alpha1.MeshUpgradeStatus{}, err
+	}
+	cands := make([]plan.Candidate, 0, len(picked.Moves))
+	byRef := make(map[plan.WorkloadRef]plan.Move, len(picked.Moves))
+	for _, m := range picked.Moves {
+		cands = append(cands, m.Candidate)
+		byRef[m.Ref] = m
+	}
+	wp, err := plan.PlanWaves(cands, wavePolicy(spec.Strategy))
+	if err != nil {
+		return v1alpha1.MeshUpgradeStatus{}, fmt.Errorf("invalid strategy: %w", err)
+	}
+	t := metav1.NewTime(now)
+	st := v1alpha1.MeshUpgradeStatus{
+		ObservedGeneration: mu.Generation,
+		Phase:              v1alpha1.PhasePending,
+		Message:            fmt.Sprintf("planned %d workload(s) in %d wave(s); %d need manual action", len(cands)-len(wp.Skipped), len(wp.Waves), len(wp.Skipped)),
+		RestartToken:       now.UTC().Format(time.RFC3339),
+		Waves:              len(wp.Waves),
+		StartedAt:          &t,
+	}
+	firstWave := map[string]int{}
+	for _, w := range wp.Waves {
+		for _, r := range w.Workloads {
+			m := byRef[r]
+			st.Workloads = append(st.Workloads, v1alpha1.WorkloadStatus{
+				Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Wave: w.Index,
+				Mechanism: v1alpha1.Mechanism(m.Mechanism), Via: m.Via, Pods: m.Pods,
+			})
+			key := labelKey(m)
+			if _, seen := firstWave[key]; !seen && key != "" {
+				firstWave[key] = w.Index
+			}
+		}
+	}
+	for _, c := range wp.Skipped {
+		st.Skipped = append(st.Skipped, v1alpha1.SkippedWorkload{Kind: c.Ref.Kind, Namespace: c.Ref.Namespace, Name: c.Ref.Name, Reason: c.Reason})
+	}
+	for _, n := range picked.Namespaces {
+		if w, ok := firstWave["ns/"+n.Name]; ok {
+			st.Namespaces = append(st.Namespaces, v1alpha1.LabelMove{Name: n.Name, From: n.From, To: n.To, Wave: w})
+		}
+	}
+	for _, g := range picked.Tags {
+		if w, ok := firstWave["tag/"+g.Name]; ok {
+			st.Tags = append(st.Tags, v1alpha1.LabelMove{Name: g.Name, From: g.From, To: g.To, Wave: w})
+		}
+	}
+	st.Counts = count(st.Workloads)
+	return st, nil
+}
+
+// labelKey names the namespace relabel or tag move a workload's move needs.
+func labelKey(m plan.Move) string {
+	switch m.Mechanism {
+	case plan.MechanismNamespace:
+		return "ns/" + m.Ref.Namespace
+	case plan.MechanismTag:
+		return "tag/" + m.Via
+	}
+	return ""
+}
+
+// selection turns the API's selection into plan's.
+func selection(s v1alpha1.Selection, nsLabels map[string]map[string]string) (plan.Selection, error) {
+	out := plan.Selection{
+		Namespaces: s.Namespaces, ExcludeNamespaces: s.ExcludeNamespaces,
+		ExcludeWorkloads: s.ExcludeWorkloads, NamespaceLabels: nsLabels,
+	}
+	if s.NamespaceSelector != nil {
+		ls, err := metav1.LabelSelectorAsSelector(s.NamespaceSelector)
+		if err != nil {
+			return out, fmt.Errorf("invalid namespace selector: %w", err)
+		}
+		out.NamespaceSelector = ls
+	}
+	for _, w := range s.ExcludeWorkloads {
+		kind, rest, ok := strings.Cut(w, " ")
+		if ns, name, ok2 := strings.Cut(rest, "/"); !ok || !ok2 || kind == "" || ns == "" || name == "" {
+			return out, fmt.Errorf("excluded workload %q is not \"Kind namespace/name\"", w)
+		}
+	}
+	return out, nil
+}
+
+func wavePolicy(s v1alpha1.Strategy) plan.WavePolicy {
+	p := plan.WavePolicy{Parallelism: s.Parallelism, Ordering: plan.Ordering{First: s.First, Last: s.Last}}
+	for _, w := range s.Waves {
+		p.Waves = append(p.Waves, plan.WaveSize{Count: w.Count, Percent: w.Percent})
+	}
+	return p
+}
+
+// overlap refuses to plan workloads another unfinished MeshUpgrade covers:
+// two engines restarting the same Deployment would fight over its template.
+func overlap(name string, moves []plan.Move, others []v1alpha1.MeshUpgrade) error {
+	mine := make(map[string]bool, len(moves))
+	for _, m := range moves {
+		mine[m.Ref.String()] = true
+	}
+	var errs []error
+	for _, o := range others {
+		if o.Name == name || o.Status.Phase.Final() {
+			continue
+		}
+		var shared []string
+		for _, w := range o.Status.Workloads {
+			if mine[w.Ref()] {
+				shared = append(shared, w.Ref())
+			}
+		}
+		if len(shared) > 0 {
+			slices.Sort(shared)
+			errs = append(errs, fmt.Errorf("MeshUpgrade %q (phase %s) is already migrating %d of these workloads (%s); wait for it to finish or run `meshroll rollback %s`",
+				o.Name, o.Status.Phase, len(shared), strings.Join(shared[:min(3, len(shared))], ", "), o.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// count tallies outcomes.
+func count(ws []v1alpha1.WorkloadStatus) v1alpha1.Counts {
+	c := v1alpha1.Counts{Total: len(ws)}
+	for _, w := range ws {
+		switch w.Outcome {
+		case v1alpha1.OutcomeSucceeded:
+			c.Succeeded++
+		case v1alpha1.OutcomeFailed, v1alpha1.OutcomeRollbackFailed:
+			c.Failed++
+		case v1alpha1.OutcomePending:
+			c.Pending++
+		case v1alpha1.OutcomeRolledBack:
+			c.RolledBack++
+		}
+	}
+	return c
+}
+
+// wavePlan rebuilds plan's view of the frozen plan from the status.
+func wavePlan(st *v1alpha1.MeshUpgradeStatus, parallelism int) plan.WavePlan {
+	wp := plan.WavePlan{Parallelism: parallelism}
+	for _, w := range st.Workloads {
+		for len(wp.Waves) < w.Wave {
+			wp.Waves = append(wp.Waves, plan.Wave{Index: len(wp.Waves) + 1})
+		}
+		wp.Waves[w.Wave-1].Workloads = append(wp.Waves[w.Wave-1].Workloads, plan.WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name})
+	}
+	return wp
+}
+
+// progress is plan's view of the recorded outcomes.
+func progress(st *v1alpha1.MeshUpgradeStatus) plan.Progress {
+	p := plan.Progress{Done: make(map[string]plan.Outcome, len(st.Workloads))}
+	for _, w := range st.Workloads {
+		switch w.Outcome {
+		case v1alpha1.OutcomePending:
+			p.Done[w.Ref()] = plan.OutcomePending
+		case v1alpha1.OutcomeSucceeded:
+			p.Done[w.Ref()] = plan.OutcomeSucceeded
+		case v1alpha1.OutcomeFailed:
+			p.Done[w.Ref()] = plan.OutcomeFailed
+		}
+	}
+	return p
+}
+
+// gatesPassed reports, per wave, whether every gate's latest verdict passed.
+func gatesPassed(st *v1alpha1.MeshUpgradeStatus, gates int) map[int]bool {
+	latest := map[int]map[string]bool{}
+	for _, g := range st.Gates {
+		if latest[g.Wave] == nil {
+			latest[g.Wave] = map[string]bool{}
+		}
+		latest[g.Wave][g.Name] = g.Passed
+	}
+	out := map[int]bool{}
+	for wave, byName := range latest {
+		ok := len(byName) >= gates+1 // readiness + configured gates
+		for _, passed := range byName {
+			ok = ok && passed
+		}
+		out[wave] = ok
+	}
+	return out
+}

@@ -1,0 +1,112 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+)
+
+// rollback points every label move back at From, then restores the previous
+// pod template of every workload this run touched, newest first, Parallelism
+// at a time. Restoring the exact template (not a new restart) sends a
+// Deployment back to its previous ReplicaSet, so a workload whose new pods
+// never came up recovers without creating any. It is idempotent: a rerun
+// after a crash writes only what is not restored yet.
+func (r *run) rollback(ctx context.Context) error {
+	st := &r.mu.Status
+	if st.RollbackToken == "" {
+		st.RollbackToken = r.now().UTC().Format("2006-01-02T15:04:05Z")
+	}
+	for j := range st.Tags {
+		t := &st.Tags[j]
+		if err := r.moveTag(ctx, t.Name, t.From); err != nil {
+			return r.rollbackFailed(ctx, fmt.Errorf("failed to move tag %q back to %s: %w", t.Name, t.From, err))
+		}
+		if t.Done {
+			t.Done = false
+			r.event("tag", 0, fmt.Sprintf("tag %s: back to %s", t.Name, t.From))
+		}
+	}
+	for j := range st.Namespaces {
+		n := &st.Namespaces[j]
+		if _, err := r.exec.SetNamespaceRev(ctx, n.Name, n.From); err != nil {
+			return r.rollbackFailed(ctx, err)
+		}
+		if n.Done {
+			n.Done = false
+			r.event("relabel", 0, fmt.Sprintf("namespace %s: istio.io/rev back to %s", n.Name, n.From))
+		}
+	}
+	if err := r.flush(ctx, true); err != nil {
+		return err
+	}
+	var todo []int
+	for i, w := range st.Workloads {
+		if w.Outcome != "" && w.Outcome != v1alpha1.OutcomeRolledBack {
+			todo = append(todo, i)
+		}
+	}
+	slices.Reverse(todo)
+	r.event("rollback", st.CurrentWave, fmt.Sprintf("restoring %d workload(s) to %s, newest first", len(todo), r.mu.Spec.From))
+	results := make(chan outcome)
+	parallel := max(1, r.mu.Spec.Strategy.Parallelism)
+	next, inflight, failures := 0, 0, 0
+	for next < len(todo) || inflight > 0 {
+		for next < len(todo) && inflight < parallel && ctx.Err() == nil {
+			i := todo[next]
+			next++
+			inflight++
+			go func() {
+				w := st.Workloads[i]
+				res, err := r.exec.Restore(ctx, w.Kind, w.Namespace, w.Name, r.rolloutTimeout())
+				if err == nil && r.ProxyImage != nil {
+					if img := r.ProxyImage(r.mu.Spec.From); img != "" {
+						err = r.exec.ConfirmProxies(ctx, w.Kind, w.Namespace, w.Name, img)
+					}
+				}
+				results <- outcome{i: i, res: res, err: err}
+			}()
+		}
+		if inflight == 0 {
+			break
+		}
+		o := <-results
+		inflight--
+		w := &st.Workloads[o.i]
+		r.dirty = true
+		switch {
+		case errors.Is(o.err, context.Canceled):
+		case o.err != nil:
+			failures++
+			w.Outcome, w.Message = v1alpha1.OutcomeRollbackFailed, o.err.Error()
+			r.event("failed", w.Wave, "rollback: "+o.err.Error())
+		default:
+			if w.Outcome == v1alpha1.OutcomeFailed {
+				w.Message = "rolled back after: " + w.Message
+			}
+			w.Outcome = v1alpha1.OutcomeRolledBack
+		}
+		r.progress()
+		if err := r.flush(ctx, false); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	if failures > 0 {
+		return r.rollbackFailed(ctx, fmt.Errorf("%d workload(s) could not be restored; see their messages", failures))
+	}
+	r.setPhase(v1alpha1.PhaseRolledBack, v1alpha1.ReasonRollbackDone,
+		fmt.Sprintf("rolled back %d workload(s) to %s after: %s", len(todo), r.mu.Spec.From, st.Message))
+	return r.flush(ctx, true)
+}
+
+// rollbackFailed halts the run: a rollback that cannot finish needs a human.
+func (r *run) rollbackFailed(ctx context.Context, err error) error {
+	r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonRollbackFailed, "rollback incomplete: "+err.Error()+"; fix it, then rerun `meshroll rollback "+r.mu.Name+"`")
+	return r.flush(ctx, true)
+}

@@ -1,0 +1,111 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/inventory"
+)
+
+// StartOptions carry what Start needs besides the MeshUpgrade itself.
+type StartOptions struct {
+	Store   Store
+	Applier *controlplane.Applier
+	// Snapshot is the cluster read just before; NamespaceLabels every
+	// namespace's labels.
+	Snapshot        *inventory.Snapshot
+	NamespaceLabels map[string]map[string]string
+	// ValidateGate checks one gate against its backend (a Prometheus query
+	// that does not parse is refused before anything changes); nil skips.
+	ValidateGate func(ctx context.Context, g v1alpha1.Gate) error
+	Now          time.Time
+}
+
+// Start validates mu and records it with its frozen plan, or returns the
+// existing MeshUpgrade of the same name when its spec is the same (the
+// command was rerun to resume). Every refusal happens before any write.
+func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1alpha1.MeshUpgrade, error) {
+	existing, err := o.Store.Get(ctx, mu.Name)
+	switch {
+	case err == nil:
+		if !reflect.DeepEqual(existing.Spec, mu.Spec) {
+			return nil, fmt.Errorf("MeshUpgrade %q already exists with a different spec (phase %s); pick another --name, or roll it back with `meshroll rollback %s`", mu.Name, existing.Status.Phase, mu.Name)
+		}
+		if existing.Status.Phase.Final() {
+			return nil, fmt.Errorf("MeshUpgrade %q already finished (%s: %s); pick another --name to start a new run", mu.Name, existing.Status.Phase, existing.Status.Message)
+		}
+		if len(existing.Status.Workloads) > 0 {
+			return existing, nil
+		}
+		mu = existing // created, but killed before its plan was recorded
+	case apierrors.IsNotFound(err):
+	default:
+		return nil, fmt.Errorf("failed to read MeshUpgrade %q: %w", mu.Name, err)
+	}
+	if err := validateSpec(mu.Spec); err != nil {
+		return nil, err
+	}
+	others, err := o.Store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := Freeze(o.Snapshot, o.NamespaceLabels, mu, others, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	if o.ValidateGate != nil {
+		var errs []error
+		for _, g := range mu.Spec.Gates {
+			errs = append(errs, o.ValidateGate(ctx, g))
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+	}
+	if o.Store.DryRun {
+		mu.Status = st
+		return mu, nil
+	}
+	if mu.UID == "" {
+		if err := o.Store.EnsureCRD(ctx, o.Applier); err != nil {
+			return nil, err
+		}
+		if mu, err = o.Store.Create(ctx, mu); err != nil {
+			return nil, err
+		}
+	}
+	mu.Status = st
+	return o.Store.UpdateStatus(ctx, mu)
+}
+
+// validateSpec rejects specs whose meaning would be a guess.
+func validateSpec(s v1alpha1.MeshUpgradeSpec) error {
+	var errs []error
+	if s.From == "" || s.To == "" {
+		errs = append(errs, errors.New("both from and to revisions are required"))
+	}
+	if s.Strategy.Parallelism < 1 {
+		errs = append(errs, fmt.Errorf("parallelism %d is below 1", s.Strategy.Parallelism))
+	}
+	if s.Rollback != "" && s.Rollback != v1alpha1.RollbackAuto && s.Rollback != v1alpha1.RollbackManual {
+		errs = append(errs, fmt.Errorf("rollback policy %q is neither Auto nor Manual", s.Rollback))
+	}
+	seen := map[string]bool{readinessGate: true}
+	for _, g := range s.Gates {
+		if seen[g.Name] {
+			errs = append(errs, fmt.Errorf("gate name %q is used twice (or is reserved)", g.Name))
+		}
+		seen[g.Name] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid upgrade: %w", err)
+	}
+	return nil
+}

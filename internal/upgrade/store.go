@@ -1,0 +1,152 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/controlplane"
+)
+
+// Store reads and writes MeshUpgrades through the dynamic client, so meshroll
+// needs no generated clientset for its one resource.
+type Store struct {
+	Dynamic dynamic.Interface
+	// DryRun sends writes as server-side dry runs.
+	DryRun bool
+}
+
+func (s Store) res() dynamic.ResourceInterface {
+	return s.Dynamic.Resource(v1alpha1.GroupVersionResource)
+}
+
+// EnsureCRD applies the MeshUpgrade CRD (server-side apply, field manager
+// meshroll) and waits until it is established.
+func (s Store) EnsureCRD(ctx context.Context, a *controlplane.Applier) error {
+	var obj unstructured.Unstructured
+	if err := yaml.Unmarshal(v1alpha1.CRD, &obj.Object); err != nil {
+		return fmt.Errorf("failed to read the embedded MeshUpgrade CRD: %w", err)
+	}
+	if _, err := a.Apply(ctx, []*unstructured.Unstructured{&obj}); err != nil {
+		return fmt.Errorf("failed to apply the MeshUpgrade CRD: %w", err)
+	}
+	if s.DryRun {
+		return nil
+	}
+	return a.WaitEstablished(ctx, []string{obj.GetName()}, time.Minute)
+}
+
+// Get reads one MeshUpgrade.
+func (s Store) Get(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, error) {
+	u, err := s.res().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return fromUnstructured(u)
+}
+
+// List reads every MeshUpgrade; a cluster without the CRD has none.
+func (s Store) List(ctx context.Context) ([]v1alpha1.MeshUpgrade, error) {
+	l, err := s.res().List(ctx, metav1.ListOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to list MeshUpgrades: %w", err)
+	}
+	out := make([]v1alpha1.MeshUpgrade, 0, len(l.Items))
+	for i := range l.Items {
+		mu, err := fromUnstructured(&l.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *mu)
+	}
+	return out, nil
+}
+
+// Create stores a new MeshUpgrade.
+func (s Store) Create(ctx context.Context, mu *v1alpha1.MeshUpgrade) (*v1alpha1.MeshUpgrade, error) {
+	u, err := toUnstructured(mu)
+	if err != nil {
+		return nil, err
+	}
+	opts := metav1.CreateOptions{FieldManager: "meshroll"}
+	if s.DryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	out, err := s.res().Create(ctx, u, opts)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create MeshUpgrade %q: %w", mu.Name, err)
+	}
+	return fromUnstructured(out)
+}
+
+// UpdateStatus writes mu's status. On a conflict (someone edited the spec,
+// e.g. `meshroll rollback`) it rereads the object, keeps the engine's status
+// and retries, returning the fresh object so the engine sees the new spec.
+func (s Store) UpdateStatus(ctx context.Context, mu *v1alpha1.MeshUpgrade) (*v1alpha1.MeshUpgrade, error) {
+	if s.DryRun {
+		return mu, nil
+	}
+	for attempt := 0; ; attempt++ {
+		u, err := toUnstructured(mu)
+		if err != nil {
+			return nil, err
+		}
+		out, err := s.res().UpdateStatus(ctx, u, metav1.UpdateOptions{FieldManager: "meshroll"})
+		if err == nil {
+			return fromUnstructured(out)
+		}
+		if !apierrors.IsConflict(err) || attempt >= 5 {
+			return nil, fmt.Errorf("failed to update status of MeshUpgrade %q: %w", mu.Name, err)
+		}
+		fresh, gerr := s.Get(ctx, mu.Name)
+		if gerr != nil {
+			return nil, fmt.Errorf("failed to reread MeshUpgrade %q: %w", mu.Name, errors.Join(err, gerr))
+		}
+		fresh.Status = mu.Status
+		mu = fresh
+	}
+}
+
+// Patch merges a JSON patch into a MeshUpgrade's spec or metadata.
+func (s Store) Patch(ctx context.Context, name string, patch []byte) (*v1alpha1.MeshUpgrade, error) {
+	opts := metav1.PatchOptions{FieldManager: "meshroll"}
+	if s.DryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	out, err := s.res().Patch(ctx, name, "application/merge-patch+json", patch, opts)
+	if err != nil {
+		return nil, fmt.Errorf("failed to patch MeshUpgrade %q: %w", name, err)
+	}
+	return fromUnstructured(out)
+}
+
+func fromUnstructured(u *unstructured.Unstructured) (*v1alpha1.MeshUpgrade, error) {
+	var mu v1alpha1.MeshUpgrade
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &mu); err != nil {
+		return nil, fmt.Errorf("failed to decode MeshUpgrade %q: %w", u.GetName(), err)
+	}
+	return &mu, nil
+}
+
+func toUnstructured(mu *v1alpha1.MeshUpgrade) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mu)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode MeshUpgrade %q: %w", mu.Name, err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetAPIVersion(v1alpha1.GroupVersion.String())
+	u.SetKind("MeshUpgrade")
+	return u, nil
+}
