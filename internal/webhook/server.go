@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -41,6 +42,9 @@ func Serve(ctx context.Context, addr string, cert tls.Certificate, h http.Handle
 		IdleTimeout:       idleTimeout,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// TLS handshake failures (e.g. an API server with a stale caBundle)
+		// are the main thing to diagnose here; send them to the app's logger.
+		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
 	}
 	bound := ln.Addr().String()
 	errc := make(chan error, 1)
