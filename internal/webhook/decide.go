@@ -57,6 +57,9 @@ func decide(req *requestIn, a Assignments) decision {
 		d.reason = "kind"
 		return d
 	}
+	// The API server's objectSelector also calls for an update whose old object
+	// had the label and the new one dropped it; such an owner has taken the
+	// workload out of the upgrade, so it is left alone like any other.
 	upgrade, selected := req.Object.Metadata.Labels[LabelUpgrade]
 	if !selected {
 		d.reason = "not labelled " + LabelUpgrade
@@ -64,7 +67,8 @@ func decide(req *requestIn, a Assignments) decision {
 	}
 	d.upgrade = upgrade
 	rev, assigned := a.Assigned(req.Kind.Kind, req.Namespace, d.name)
-	if !assigned {
+	if !assigned || rev == "" {
+		// An empty revision would make istio.io/rev="" and the pod uninjected.
 		d.reason = "no assignment"
 		return d
 	}
@@ -111,13 +115,12 @@ func decide(req *requestIn, a Assignments) decision {
 type patchOp struct {
 	Op    string `json:"op"`
 	Path  string `json:"path"`
-	Value any    `json:"value,omitempty"`
+	Value any    `json:"value"`
 }
 
-// pointerEscaper escapes a JSON Pointer reference token (RFC 6901): "~" first
-// becomes "~0", then "/" becomes "~1" (Replacer applies both in one pass, so
-// the order cannot double-escape).
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
-
-// escapePointer escapes s for use as one JSON Pointer segment.
-func escapePointer(s string) string { return pointerEscaper.Replace(s) }
+// escapePointer escapes s for use as one JSON Pointer reference token
+// (RFC 6901): "~" becomes "~0" first, so the "~1" written for "/" afterwards
+// is not escaped again.
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}

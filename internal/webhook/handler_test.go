@@ -305,3 +305,15 @@ func patchedRev(t *testing.T, review, patch []byte, labels []string) string {
 	}
 	return rev
 }
+
+// emptyAssignments assigns "" to everything, as a buggy Assignments might.
+type emptyAssignments struct{}
+
+func (emptyAssignments) Assigned(string, string, string) (string, bool) { return "", true }
+
+func TestHandlerIgnoresEmptyRevision(t *testing.T) {
+	h := NewHandler(emptyAssignments{}, nil)
+	if resp := post(t, h, reviewJSON(t, admissionv1.Update, deploymentGVK, deployment())); len(resp.Patch) > 0 {
+		t.Errorf("patch %s for an empty revision", resp.Patch)
+	}
+}
