@@ -126,7 +126,10 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 		m := Move{Candidate: Candidate{Ref: ref, Restartable: w.Restartable, Reason: restartReason(w), Pods: pods, Labels: nsl}}
 		switch {
 		case ns != nil && ns.HasRevLabel && ns.HasInjectionLabel:
-			conflicts = append(conflicts, fmt.Sprintf("namespace %s has both istio-injection=%s and istio.io/rev=%s", ns.Name, ns.InjectionLabel, ns.RevLabel))
+			c := fmt.Sprintf("namespace %s has both istio-injection=%s and istio.io/rev=%s (`kubectl label namespace %s istio-injection-`, or --exclude-namespace %s)", ns.Name, ns.InjectionLabel, ns.RevLabel, ns.Name, ns.Name)
+			if !slices.Contains(conflicts, c) {
+				conflicts = append(conflicts, c)
+			}
 			continue
 		case from == to:
 			m.Mechanism, m.Via = MechanismRestart, to
@@ -161,7 +164,7 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 	}
 	if len(conflicts) > 0 {
 		slices.Sort(conflicts)
-		return Selected{}, fmt.Errorf("cannot migrate: %s; remove the conflicting label or exclude those namespaces", strings.Join(conflicts, "; "))
+		return Selected{}, fmt.Errorf("cannot migrate, labels conflict: %s", strings.Join(conflicts, "; "))
 	}
 	if len(out.Moves) == 0 {
 		return Selected{}, errors.New("the selection matches no workload running " + from + "; check --namespace/--selector, or `meshroll status --workloads`")

@@ -171,6 +171,9 @@ func count(ws []v1alpha1.WorkloadStatus) v1alpha1.Counts {
 // wavePlan rebuilds plan's view of the frozen plan from the status.
 func wavePlan(st *v1alpha1.MeshUpgradeStatus, parallelism int) plan.WavePlan {
 	wp := plan.WavePlan{Parallelism: parallelism}
+	for _, s := range st.Skipped {
+		wp.Skipped = append(wp.Skipped, plan.Candidate{Ref: plan.WorkloadRef{Kind: s.Kind, Namespace: s.Namespace, Name: s.Name}, Reason: s.Reason})
+	}
 	for _, w := range st.Workloads {
 		for len(wp.Waves) < w.Wave {
 			wp.Waves = append(wp.Waves, plan.Wave{Index: len(wp.Waves) + 1})

@@ -31,10 +31,10 @@ func (r *run) flush(ctx context.Context, force bool) error {
 	if err != nil {
 		return err
 	}
-	// Keep our status (the store only returns it back) but take the fresh
-	// spec and metadata: an operator may have requested a rollback.
-	fresh.Status = *st
-	r.mu = fresh
+	// Keep our status object (callers hold pointers into it) but take the
+	// fresh spec and metadata: an operator may have requested a rollback,
+	// and the next write needs the new resourceVersion.
+	r.mu.ObjectMeta, r.mu.Spec = fresh.ObjectMeta, fresh.Spec
 	r.dirty = false
 	r.lastFlush = time.Now()
 	return nil
