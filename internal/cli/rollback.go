@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
+	"github.com/meshroll/meshroll/internal/gate"
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/report"
 	"github.com/meshroll/meshroll/internal/upgrade"
@@ -52,7 +53,7 @@ gets its previous pod template back, newest first. Rerun it to resume after an i
 				return err
 			}
 			u := &upgradeRun{cmd: cmd, w: w, c: c, ic: ic, snap: snap}
-			out, err := u.engine(store, &gateRunner{}).Run(ctx, mu.Name)
+			out, err := u.engine(store, &gate.Runner{}).Run(ctx, mu.Name)
 			if out != nil && reportPath != "" {
 				err = errors.Join(err, writeReport(reportPath, out))
 			}

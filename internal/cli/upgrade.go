@@ -16,6 +16,7 @@ import (
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/gate"
 	"github.com/meshroll/meshroll/internal/gateway"
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
@@ -191,12 +192,12 @@ func (u *upgradeRun) install(ctx context.Context) error {
 }
 
 // spec builds the MeshUpgrade for the run.
-func (u *upgradeRun) spec() (*v1alpha1.MeshUpgrade, *gateRunner, error) {
+func (u *upgradeRun) spec() (*v1alpha1.MeshUpgrade, *gate.Runner, error) {
 	gates, err := buildGates(u.f.gates, u.f.probe)
 	if err != nil {
 		return nil, nil, err
 	}
-	runner, err := newGateRunner(u.f.promURL)
+	runner, err := gate.NewRunner(u.f.promURL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -224,7 +225,7 @@ func (u *upgradeRun) gatewayWorkloads() []string {
 }
 
 // start validates and records the MeshUpgrade (or finds it, to resume).
-func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.MeshUpgrade, *gateRunner, error) {
+func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.MeshUpgrade, *gate.Runner, error) {
 	mu, runner, err := u.spec()
 	if err != nil {
 		return nil, nil, err
@@ -235,7 +236,7 @@ func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.
 	}
 	mu, err = upgrade.Start(ctx, mu, upgrade.StartOptions{
 		Store: store, Applier: controlplane.NewApplier(u.c.Dynamic, u.c.Kube.Discovery(), store.DryRun),
-		Snapshot: u.snap, NamespaceLabels: nsl, ValidateGate: runner.validate, Now: time.Now(),
+		Snapshot: u.snap, NamespaceLabels: nsl, ValidateGate: runner.Validate, Now: time.Now(),
 	})
 	return mu, runner, err
 }
@@ -278,7 +279,7 @@ func (u *upgradeRun) migrate(ctx context.Context) (*v1alpha1.MeshUpgrade, error)
 }
 
 // engine builds the engine with the live view.
-func (u *upgradeRun) engine(store upgrade.Store, runner *gateRunner) *upgrade.Engine {
+func (u *upgradeRun) engine(store upgrade.Store, runner *gate.Runner) *upgrade.Engine {
 	images := map[string]string{}
 	for _, r := range u.snap.Revisions {
 		images[r.Name] = r.ProxyImage
@@ -311,7 +312,7 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade, gws []
 	if _, err := store.Patch(ctx, mu.Name, []byte(`{"spec":{"rollbackRequested":true}}`)); err != nil {
 		return err
 	}
-	runner, err := newGateRunner(u.f.promURL)
+	runner, err := gate.NewRunner(u.f.promURL)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -83,58 +82,4 @@ func customGate(name, expr string) (v1alpha1.Gate, error) {
 		return v1alpha1.Gate{Name: name, Prometheus: &v1alpha1.PrometheusGate{Query: q, Op: op, Threshold: th, OnNoData: "Pass"}}, nil
 	}
 	return v1alpha1.Gate{}, fmt.Errorf(`invalid --gate %q: write "name=<promql> <op> <threshold>" with one of %s between spaces`, name+"="+expr, strings.Join(gateOps, " "))
-}
-
-// gateRunner evaluates gates against Prometheus and with Fortio probes.
-type gateRunner struct {
-	prom *gate.Prometheus
-}
-
-func newGateRunner(promURL string) (*gateRunner, error) {
-	r := &gateRunner{}
-	if promURL != "" {
-		p, err := gate.NewPrometheus(promURL)
-		if err != nil {
-			return nil, err
-		}
-		r.prom = p
-	}
-	return r, nil
-}
-
-// Evaluate implements upgrade.GateRunner.
-func (r *gateRunner) Evaluate(ctx context.Context, g v1alpha1.Gate, _ int) (bool, string, error) {
-	switch {
-	case g.Prometheus != nil:
-		if r.prom == nil {
-			return false, "", fmt.Errorf("gate %q needs --prometheus", g.Name)
-		}
-		v, err := r.prom.Evaluate(ctx, g.Name, *g.Prometheus, time.Now())
-		if err != nil {
-			return false, "", err
-		}
-		return v.Passed, v.Evidence, nil
-	case g.Probe != nil:
-		res, err := gate.Probe(ctx, *g.Probe)
-		if err != nil {
-			return false, "", err
-		}
-		v, err := res.Judge(g.Name, g.Probe.MaxErrorPercent)
-		if err != nil {
-			return false, "", err
-		}
-		return v.Passed, v.Evidence, nil
-	}
-	return false, "", fmt.Errorf("gate %q has neither prometheus nor probe", g.Name)
-}
-
-// validate checks a gate against its backend before anything changes.
-func (r *gateRunner) validate(ctx context.Context, g v1alpha1.Gate) error {
-	if g.Prometheus == nil {
-		return nil
-	}
-	if r.prom == nil {
-		return fmt.Errorf("gate %q queries Prometheus: pass --prometheus URL", g.Name)
-	}
-	return r.prom.Validate(ctx, g)
 }
