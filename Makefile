@@ -28,7 +28,7 @@ test: lint sandbox-bin
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
 test-e2e: sandbox-bin
-	$(GO) test $(TESTFLAGS) ./test/e2e/
+	$(GO) test $(TESTFLAGS) ./test/e2e/...
 
 test-unit:
 	$(GO) test -race -short -count=1 $(PKGS)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,6 +30,7 @@ type demoOptions struct {
 	version    string
 	namespaces int
 	workloads  int
+	upgradeTo  string
 }
 
 func newDemoCmd() *cobra.Command {
@@ -45,6 +48,7 @@ func newDemoCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.version, "version", "1.23.2", "Istio release to install first")
 	cmd.Flags().IntVar(&o.namespaces, "namespaces", 24, "namespaces to seed")
 	cmd.Flags().IntVar(&o.workloads, "workloads", 240, "workloads to seed")
+	cmd.Flags().StringVar(&o.upgradeTo, "upgrade-to", "1.24.2", "finish with `meshroll upgrade --to` this release (\"\" to stop after seeding)")
 	return cmd
 }
 
@@ -103,8 +107,34 @@ func (o *demoOptions) run(ctx context.Context, cmd *cobra.Command) error {
 			self = exe
 		}
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "\nNext: export KUBECONFIG=%s\n      %s status --workloads; %s check; %s manifest diff cluster 1.24.2; %s plan --to 1.26.1\n",
+	if o.upgradeTo != "" {
+		if err := o.upgrade(ctx, cmd, plan, st.Kubeconfig, filepath.Join(o.sandbox.dir, "upgrade-report.html")); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "\nNext: export KUBECONFIG=%s\n      %s status --workloads; %s check; %s report <upgrade>; %s plan --to 1.26.1\n",
 		st.Kubeconfig, self, self, self, self)
+	return nil
+}
+
+// upgrade ends the demo with the whole upgrade flow on the seeded mesh. The
+// namespace planted with both injection labels is excluded: upgrade refuses
+// it, and the demo shows that refusal in `meshroll check` instead.
+func (o *demoOptions) upgrade(ctx context.Context, cmd *cobra.Command, plan *demo.Plan, kubeconfig, report string) error {
+	args := []string{"upgrade", "--kubeconfig", kubeconfig, "--to", o.upgradeTo,
+		"--waves", "1,10%,50%,100%", "--parallelism", "20", "--report", report}
+	for _, ns := range plan.Namespaces {
+		if ns.Style == demo.StyleBothLabels {
+			args = append(args, "--exclude-namespace", ns.Name)
+		}
+	}
+	step(cmd.ErrOrStderr(), "meshroll %s", strings.Join(args[3:], " "))
+	root := NewRoot(cmd.OutOrStdout(), cmd.ErrOrStderr())
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		return fmt.Errorf("demo upgrade: %w", err)
+	}
+	step(cmd.ErrOrStderr(), "upgrade report written to %s (open it in a browser)", report)
 	return nil
 }
 
