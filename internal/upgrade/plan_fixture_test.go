@@ -24,7 +24,7 @@ var freezeNow = time.Date(2025, 3, 1, 11, 0, 0, 0, time.FixedZone("CET", 3600))
 //	a  istio.io/rev=1-23-2  Deployments api, web           → Namespace
 //	b  istio.io/rev=prod    Deployment web                 → Tag prod
 //	c  unlabelled           Deployment pinned (pod label)  → Pod
-//	                        Job migrate (not restartable)  → Skipped
+//	                        Job migrate (pod label, not restartable) → Skipped
 //	d  istio.io/rev=prod    Deployment web                 → Tag prod
 //	e  istio.io/rev=1-23-2  Job only                       → Skipped
 //	f  istio.io/rev=1-24-2  Deployment late (pods on old)  → Restart
@@ -37,6 +37,7 @@ func meshSnapshot() *inventory.Snapshot {
 		w := d(ns, name)
 		w.Kind, w.Restartable, w.RestartReason = "Job", false, "Job pods are never restarted"
 		w.Proxies[0].Pods = 1
+		w.TemplateRev = revOld
 		return w
 	}
 	pinned := d("c", "pinned")
