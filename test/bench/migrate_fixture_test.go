@@ -57,7 +57,11 @@ func migrateSizes() (n, m int) {
 // nothing ever rolls out) and stops it when the benchmark ends. Its directory
 // follows sandboxtest's conventions (meshroll-sandbox-* with owner.pid), so a
 // later test binary reaps it if this one is killed before cleanup runs.
-func fullSandbox(b *testing.B, nodes int) *sandbox.State {
+//
+// The returned context ends when one of the sandbox's processes dies, so a
+// sandbox killed from outside fails the benchmark at once instead of at the
+// end of a 30-minute wait.
+func fullSandbox(b *testing.B, nodes int) (context.Context, *sandbox.State) {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "meshroll-sandbox-*")
 	if err != nil {
@@ -87,7 +91,34 @@ func fullSandbox(b *testing.B, nodes int) *sandbox.State {
 		b.Fatalf("start migration sandbox: %v", err)
 	}
 	b.Logf("migration sandbox with %d nodes up in %s", st.NodesReady, time.Since(start).Round(time.Second))
-	return st
+	alive, stop := context.WithCancelCause(context.Background())
+	b.Cleanup(func() { stop(nil) }) // runs before the Down registered above
+	go watchSandbox(alive, stop, dir)
+	return alive, st
+}
+
+// watchSandbox cancels ctx with a cause naming the first sandbox process
+// found dead.
+func watchSandbox(ctx context.Context, cancel context.CancelCauseFunc, dir string) {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st, err := sandbox.Status(ctx, dir)
+		if err != nil {
+			continue // a slow probe on a loaded machine is no death
+		}
+		for _, p := range st.Processes {
+			if !p.Running {
+				cancel(fmt.Errorf("sandbox %s: %s (pid %d) is no longer running; see %s", dir, p.Name, p.PID, p.Log))
+				return
+			}
+		}
+	}
 }
 
 // clients are one side's API clients. writes counts what they send that is
@@ -212,6 +243,9 @@ func kubectlProcedure(ctx context.Context, kubectl, kubeconfig, rev string, p *d
 		calls.Add(1)
 		args = append(args, "--kubeconfig", kubeconfig)
 		out, err := exec.CommandContext(ctx, kubectl, args...).CombinedOutput()
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("kubectl %s: %w", strings.Join(args, " "), context.Cause(ctx))
+		}
 		if err != nil {
 			return fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 		}
@@ -296,7 +330,7 @@ func settledProxyImages(ctx context.Context, kube kubernetes.Interface, nss []st
 		}
 		select {
 		case <-ctx.Done():
-			return got, ctx.Err()
+			return got, context.Cause(ctx)
 		case <-time.After(time.Second):
 		}
 	}

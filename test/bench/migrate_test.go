@@ -47,9 +47,8 @@ func BenchmarkMigrate(b *testing.B) {
 	if err != nil {
 		b.Skipf("kubectl not in PATH (%v): the seed's procedure cannot be scripted", err)
 	}
-	ctx := context.Background()
 	n, m := migrateSizes()
-	st := fullSandbox(b, migrateNodes)
+	ctx, st := fullSandbox(b, migrateNodes)
 
 	// Setup writes (installs, seeding, the injector's own) are not counted;
 	// only the clients handed to meshroll count theirs.
