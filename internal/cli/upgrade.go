@@ -243,8 +243,14 @@ func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.
 
 func (u *upgradeRun) dryRunMigration(ctx context.Context) error {
 	if u.snap.Revision(u.to) == nil {
-		fmt.Fprintf(u.w, "(dry run) step migrate: revision %s is not installed yet, so waves cannot be planned until it is\n", u.to)
-		return nil
+		// Plan as if the install step had run: the target answers its own
+		// revision label, nothing else changes.
+		s := *u.snap
+		s.Revisions = append(slices.Clone(s.Revisions), inventory.Revision{
+			Name: u.to, Version: u.version, InjectorWebhooks: []string{controlplane.InjectorName(u.to)},
+			ProxyImage: "docker.io/istio/proxyv2:" + u.version,
+		})
+		u.snap = &s
 	}
 	mu, _, err := u.start(ctx, upgrade.Store{Dynamic: u.c.Dynamic, DryRun: true})
 	if err != nil {

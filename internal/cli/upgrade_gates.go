@@ -13,7 +13,8 @@ import (
 )
 
 // gateOps are the comparison operators of a "name=<promql> <op> <threshold>"
-// gate flag, longest first so "<=" is not read as "<".
+// gate flag; the one written last (surrounded by spaces) separates the
+// threshold, since PromQL itself may compare inside the query.
 var gateOps = []string{"<=", ">=", "==", "!=", "<", ">"}
 
 // buildGates turns --gate and --probe flags into gates. A preset may carry
@@ -73,13 +74,15 @@ func presetGate(s string) (v1alpha1.Gate, error) {
 // customGate reads "<promql> <op> <threshold>": the operator is the last
 // comparison operator surrounded by spaces.
 func customGate(name, expr string) (v1alpha1.Gate, error) {
+	best, bestOp := -1, ""
 	for _, op := range gateOps {
-		i := strings.LastIndex(expr, " "+op+" ")
-		if i < 0 {
-			continue
+		if i := strings.LastIndex(expr, " "+op+" "); i > best {
+			best, bestOp = i, op
 		}
-		q, th := strings.TrimSpace(expr[:i]), strings.TrimSpace(expr[i+len(op)+2:])
-		return v1alpha1.Gate{Name: name, Prometheus: &v1alpha1.PrometheusGate{Query: q, Op: op, Threshold: th, OnNoData: "Pass"}}, nil
+	}
+	if best >= 0 {
+		q, th := strings.TrimSpace(expr[:best]), strings.TrimSpace(expr[best+len(bestOp)+2:])
+		return v1alpha1.Gate{Name: name, Prometheus: &v1alpha1.PrometheusGate{Query: q, Op: bestOp, Threshold: th, OnNoData: "Pass"}}, nil
 	}
 	return v1alpha1.Gate{}, fmt.Errorf(`invalid --gate %q: write "name=<promql> <op> <threshold>" with one of %s between spaces`, name+"="+expr, strings.Join(gateOps, " "))
 }

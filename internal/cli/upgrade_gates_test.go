@@ -164,12 +164,10 @@ func TestCustomGateOperator(t *testing.T) {
 			// "Is no istiod down": the inner == is listed before the outer <.
 			expr:      `count(up{job="istiod"} == 0) < 1`,
 			wantQuery: `count(up{job="istiod"} == 0)`, wantOp: "<", thr: "1",
-			knownBug: "customGate returns the first operator of gateOps found anywhere, not the last one in the expression",
 		},
 		{
 			expr:      `count(rate(pilot_xds_push_errors[5m]) >= 1) > 0`,
 			wantQuery: `count(rate(pilot_xds_push_errors[5m]) >= 1)`, wantOp: ">", thr: "0",
-			knownBug: "customGate returns the first operator of gateOps found anywhere, not the last one in the expression",
 		},
 	}
 	for _, tc := range tests {

@@ -40,7 +40,7 @@ type Result struct {
 // istio.io/rev label) and waits for the rollout. Rerunning it with the same
 // token after a crash writes nothing and just waits.
 func (e *Executor) Move(ctx context.Context, kind, namespace, name, token, setRev string, timeout time.Duration) (Result, error) {
-	return e.apply(ctx, kind, namespace, name, timeout, func(t Template) ([]byte, error) {
+	return e.apply(ctx, kind, namespace, name, timeout, true, func(t Template) ([]byte, error) {
 		return Forward(t, e.Upgrade, token, setRev)
 	})
 }
@@ -48,12 +48,12 @@ func (e *Executor) Move(ctx context.Context, kind, namespace, name, token, setRe
 // Restore puts back the pod template a Move replaced and waits for the
 // rollout back; it writes nothing for a workload this upgrade never moved.
 func (e *Executor) Restore(ctx context.Context, kind, namespace, name string, timeout time.Duration) (Result, error) {
-	return e.apply(ctx, kind, namespace, name, timeout, func(t Template) ([]byte, error) {
+	return e.apply(ctx, kind, namespace, name, timeout, false, func(t Template) ([]byte, error) {
 		return Restore(t, e.Upgrade)
 	})
 }
 
-func (e *Executor) apply(ctx context.Context, kind, namespace, name string, timeout time.Duration, build func(Template) ([]byte, error)) (Result, error) {
+func (e *Executor) apply(ctx context.Context, kind, namespace, name string, timeout time.Duration, failFast bool, build func(Template) ([]byte, error)) (Result, error) {
 	obj := e.Watcher.Get(kind, namespace, name)
 	if obj == nil {
 		return Result{}, fmt.Errorf("failed to find %s %s/%s: it does not exist or meshroll cannot restart that kind", kind, namespace, name)
@@ -75,7 +75,7 @@ func (e *Executor) apply(ctx context.Context, kind, namespace, name string, time
 	if e.DryRun {
 		return res, nil
 	}
-	res.Rollout, err = e.Watcher.Wait(ctx, kind, namespace, name, gen, timeout)
+	res.Rollout, err = e.Watcher.Wait(ctx, kind, namespace, name, gen, timeout, failFast)
 	res.Took = time.Since(start)
 	return res, err
 }

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,10 @@ type Rollout struct {
 	// Failed is set when the controller gave up (Deployment progress
 	// deadline exceeded).
 	Failed string
+	// FailedAt is when the controller last confirmed the failure; a
+	// failure from before the caller's own write is about the previous
+	// template, not this one.
+	FailedAt time.Time
 	// Message says where the rollout stands.
 	Message string
 }
@@ -25,16 +30,20 @@ func DeploymentRollout(d *appsv1.Deployment) Rollout {
 	if d.Generation > d.Status.ObservedGeneration {
 		return Rollout{Message: "waiting for the deployment controller to observe the new template"}
 	}
-	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
-			return Rollout{Failed: fmt.Sprintf("progress deadline exceeded: %s", c.Message)}
-		}
-	}
 	want := int32(1)
 	if d.Spec.Replicas != nil {
 		want = *d.Spec.Replicas
 	}
 	s := d.Status
+	// Judge completeness before the deadline condition: after a rollback to
+	// the previous ReplicaSet the controller may report the replicas ready a
+	// moment before it clears the old ProgressDeadlineExceeded condition.
+	complete := s.UpdatedReplicas >= want && s.Replicas <= s.UpdatedReplicas && s.AvailableReplicas >= s.UpdatedReplicas
+	for _, c := range d.Status.Conditions {
+		if !complete && c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return Rollout{Failed: fmt.Sprintf("progress deadline exceeded: %s", c.Message), FailedAt: c.LastUpdateTime.Time}
+		}
+	}
 	switch {
 	case s.UpdatedReplicas < want:
 		return Rollout{Message: fmt.Sprintf("%d of %d new replicas updated", s.UpdatedReplicas, want)}

@@ -112,8 +112,13 @@ func (w *Watcher) changed(kind, namespace, name string) <-chan struct{} {
 
 // Wait blocks until the workload's rollout is done (nil), failed, times out,
 // or ctx ends. minGeneration guards against judging the cached object from
-// before the caller's own write.
-func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGeneration int64, timeout time.Duration) (Rollout, error) {
+// before the caller's own write. With failFast false a controller-reported
+// failure does not end the wait: after a restore to the previous template the
+// old failure condition lingers until the rollout back completes.
+func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGeneration int64, timeout time.Duration, failFast bool) (Rollout, error) {
+	// Conditions carry whole seconds: anything stamped before the second of
+	// the caller's write predates it.
+	since := time.Now().Truncate(time.Second)
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	last := Rollout{Message: "not observed yet"}
@@ -128,7 +133,7 @@ func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGen
 			if r.Done {
 				return r, nil
 			}
-			if r.Failed != "" {
+			if failFast && r.Failed != "" && !r.FailedAt.Before(since) {
 				return r, fmt.Errorf("rollout of %s %s/%s failed: %s", kind, namespace, name, r.Failed)
 			}
 		}

@@ -102,17 +102,12 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 	var conflicts []string
 	nsMoves := map[string]LabelMove{}
 	tagMoves := map[string]LabelMove{}
+	outside := map[string][]string{} // label key → unselected workloads on from it would move
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
 		ns := s.Namespace(w.Namespace)
 		nsl := nsLabels(ns, sel.NamespaceLabels[w.Namespace])
-		if !namespaceSelected(nsl, w.Namespace, wantNS, excludedNS, sel.NamespaceSelector) {
-			continue
-		}
 		ref := WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
-		if excludedWL[ref.String()] {
-			continue
-		}
 		pods, onFrom := 0, false
 		for _, p := range w.Proxies {
 			pods += p.Pods
@@ -123,44 +118,36 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 		if !onFrom {
 			continue
 		}
-		m := Move{Candidate: Candidate{Ref: ref, Restartable: w.Restartable, Reason: restartReason(w), Pods: pods, Labels: nsl}}
-		switch {
-		case ns != nil && ns.HasRevLabel && ns.HasInjectionLabel:
-			c := fmt.Sprintf("namespace %s has both istio-injection=%s and istio.io/rev=%s (`kubectl label namespace %s istio-injection-`, or --exclude-namespace %s)", ns.Name, ns.InjectionLabel, ns.RevLabel, ns.Name, ns.Name)
-			if !slices.Contains(conflicts, c) {
-				conflicts = append(conflicts, c)
+		mech, via, conflict := classify(ns, w, from, to, inj)
+		if !namespaceSelected(nsl, w.Namespace, wantNS, excludedNS, sel.NamespaceSelector) || excludedWL[ref.String()] {
+			if conflict == "" {
+				if key := moveKey(mech, w.Namespace, via); key != "" {
+					outside[key] = append(outside[key], ref.String())
+				}
 			}
 			continue
-		case from == to:
-			m.Mechanism, m.Via = MechanismRestart, to
-		case ns != nil && ns.HasRevLabel:
-			m.Via = ns.RevLabel
-			m.Mechanism = labelMechanism(ns.RevLabel, from, to, inj)
-		case ns != nil && ns.HasInjectionLabel:
-			m.Via = istio.DefaultRevision
-			m.Mechanism = labelMechanism(istio.DefaultRevision, from, to, inj)
-		case w.TemplateRev != "":
-			m.Via = w.TemplateRev
-			m.Mechanism = labelMechanism(w.TemplateRev, from, to, inj)
-			if m.Mechanism == MechanismNamespace {
-				m.Mechanism = MechanismPod
-			}
-		default:
-			// Unlabelled namespace and pod: only the default injector
-			// (enableNamespacesByDefault or sidecar.istio.io/inject=true).
-			m.Via = istio.DefaultRevision
-			m.Mechanism = labelMechanism(istio.DefaultRevision, from, to, inj)
 		}
-		switch m.Mechanism {
+		if conflict != "" {
+			if !slices.Contains(conflicts, conflict) {
+				conflicts = append(conflicts, conflict)
+			}
+			continue
+		}
+		m := Move{Candidate: Candidate{Ref: ref, Restartable: w.Restartable, Reason: restartReason(w), Pods: pods, Labels: nsl}, Mechanism: mech, Via: via}
+		switch mech {
 		case MechanismNamespace:
 			nsMoves[w.Namespace] = LabelMove{Name: w.Namespace, From: from, To: to}
 		case MechanismTag:
-			tagMoves[m.Via] = LabelMove{Name: m.Via, From: from, To: to}
-		case "":
-			conflicts = append(conflicts, fmt.Sprintf("%s: its pods run %s but %s selects %q, which does not resolve to %s", ref, from, istio.LabelRev, m.Via, from))
-			continue
+			tagMoves[via] = LabelMove{Name: via, From: from, To: to}
 		}
 		out.Moves = append(out.Moves, m)
+	}
+	for key, refs := range outside {
+		if _, ns := nsMoves[strings.TrimPrefix(key, "ns/")]; (strings.HasPrefix(key, "ns/") && ns) || tagMoveFor(tagMoves, key) {
+			slices.Sort(refs)
+			conflicts = append(conflicts, fmt.Sprintf("moving %s would also move %d workload(s) outside the selection (%s); select them too, or exclude their whole namespace and tag users together",
+				strings.Replace(strings.Replace(key, "ns/", "namespace ", 1), "tag/", "tag ", 1), len(refs), strings.Join(refs[:min(3, len(refs))], ", ")))
+		}
 	}
 	if len(conflicts) > 0 {
 		slices.Sort(conflicts)
@@ -172,6 +159,56 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 	out.Namespaces = sortedMoves(nsMoves)
 	out.Tags = sortedMoves(tagMoves)
 	return out, nil
+}
+
+// classify says how a workload on from moves to to, and via which label
+// value; conflict is set when its labels make the move a guess.
+func classify(ns *inventory.Namespace, w *inventory.Workload, from, to string, inj istio.Injectors) (mech, via, conflict string) {
+	ref := WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+	switch {
+	case ns != nil && ns.HasRevLabel && ns.HasInjectionLabel:
+		return "", "", fmt.Sprintf("namespace %s has both istio-injection=%s and istio.io/rev=%s (`kubectl label namespace %s istio-injection-`, or --exclude-namespace %s)", ns.Name, ns.InjectionLabel, ns.RevLabel, ns.Name, ns.Name)
+	case ns != nil && ns.HasInjectionLabel && ns.InjectionLabel != "enabled":
+		return "", "", fmt.Sprintf("namespace %s has istio-injection=%s but its pods run %s: a restart would remove their sidecars instead of moving them (fix the label, or --exclude-namespace %s)", ns.Name, ns.InjectionLabel, from, ns.Name)
+	case from == to:
+		return MechanismRestart, to, ""
+	case ns != nil && ns.HasRevLabel:
+		via = ns.RevLabel
+		mech = labelMechanism(via, from, to, inj)
+	case ns != nil && ns.HasInjectionLabel:
+		via = istio.DefaultRevision
+		mech = labelMechanism(via, from, to, inj)
+	case w.TemplateRev != "":
+		via = w.TemplateRev
+		if mech = labelMechanism(via, from, to, inj); mech == MechanismNamespace {
+			mech = MechanismPod
+		}
+	default:
+		// Unlabelled namespace and pod: only the default injector
+		// (enableNamespacesByDefault or sidecar.istio.io/inject=true).
+		via = istio.DefaultRevision
+		mech = labelMechanism(via, from, to, inj)
+	}
+	if mech == "" {
+		return "", via, fmt.Sprintf("%s: its pods run %s but %s selects %q, which does not resolve to %s", ref, from, istio.LabelRev, via, from)
+	}
+	return mech, via, ""
+}
+
+// moveKey names the namespace relabel or tag move a mechanism needs.
+func moveKey(mech, namespace, via string) string {
+	switch mech {
+	case MechanismNamespace:
+		return "ns/" + namespace
+	case MechanismTag:
+		return "tag/" + via
+	}
+	return ""
+}
+
+func tagMoveFor(moves map[string]LabelMove, key string) bool {
+	_, ok := moves[strings.TrimPrefix(key, "tag/")]
+	return strings.HasPrefix(key, "tag/") && ok
 }
 
 // labelMechanism says how a workload whose injection is selected by label

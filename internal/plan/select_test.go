@@ -222,11 +222,18 @@ func TestSelect(t *testing.T) {
 				deploy("a", "web", selOld, 1), deploy("b", "web", selOld, 1),
 				deploy("c", "keep", selOld, 1), deploy("c", "web", selOld, 1),
 			},
-			sel: Selection{ExcludeNamespaces: []string{"a"}, ExcludeWorkloads: []string{"Deployment c/web", "Deployment b/web"}},
+			sel: Selection{ExcludeNamespaces: []string{"a"}, ExcludeWorkloads: []string{"Deployment b/web"}},
 			wantMoves: []moveView{
-				mv("c", "keep", MechanismNamespace, selOld, 1),
+				mv("c", "keep", MechanismNamespace, selOld, 1), mv("c", "web", MechanismNamespace, selOld, 1),
 			},
 			wantNS: []LabelMove{lm("c")},
+		},
+		{
+			name:    "excluding one workload of a namespace that is relabelled is refused",
+			nss:     []inventory.Namespace{nsRev("c", selOld)},
+			wls:     []inventory.Workload{deploy("c", "keep", selOld, 1), deploy("c", "web", selOld, 1)},
+			sel:     Selection{ExcludeWorkloads: []string{"Deployment c/web"}},
+			wantErr: []string{"moving namespace c would also move 1 workload(s) outside the selection (Deployment c/web)"},
 		},
 		{
 			name: "ExcludeWorkloads names the kind too",
@@ -330,7 +337,6 @@ func TestSelect(t *testing.T) {
 			// istio-injection=disabled, so restarting these pods removes
 			// their sidecars instead of moving them.
 			name:     "istio-injection=disabled namespace is not moved by the default tag",
-			knownBug: "select.go treats any istio-injection value as the default injector",
 			nss:      []inventory.Namespace{nsInjection("optout", "disabled")},
 			wls:      []inventory.Workload{deploy("optout", "web", selOld, 1)},
 			wantErr:  []string{"optout"},

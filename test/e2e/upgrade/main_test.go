@@ -196,6 +196,9 @@ func (e *env) engine(t *testing.T, gates upgrade.GateRunner, obs upgrade.Observe
 	for _, r := range snap.Revisions {
 		images[r.Name] = r.ProxyImage
 	}
+	if obs == nil {
+		obs = logObserver{t}
+	}
 	return &upgrade.Engine{
 		Store: e.store(), Kube: e.kube, Gates: gates, Observer: obs,
 		ProxyImage: func(rev string) string { return images[rev] },
@@ -278,3 +281,14 @@ func describe(m map[string]int) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// logObserver logs the run's events (not its progress) into the test log.
+type logObserver struct{ t *testing.T }
+
+func (o logObserver) Event(e v1alpha1.Event) {
+	if e.Type != "wave" && e.Type != "gate" {
+		o.t.Logf("%s %s wave %d: %s", e.At.Format("15:04:05.000"), e.Type, e.Wave, e.Message)
+	}
+}
+
+func (logObserver) Progress(*v1alpha1.MeshUpgradeStatus) {}

@@ -1,13 +1,18 @@
 package upgrade
 
 import (
-	"errors"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/cli"
 	"github.com/meshroll/meshroll/internal/demo"
-	"github.com/meshroll/meshroll/internal/upgrade"
+	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
 // TestMigrateThousand moves 1,000 workloads (half by namespace relabel, half
@@ -63,21 +68,44 @@ func TestMigrateThousand(t *testing.T) {
 	if w := e.writes.Load() - before; w != 0 {
 		t.Errorf("rerun of a succeeded upgrade made %d writes", w)
 	}
+}
 
-	// Rolling back on request restores every workload.
-	if _, err := e.store().Patch(t.Context(), mu.Name, []byte(`{"spec":{"rollbackRequested":true}}`)); err != nil {
+// TestDrill runs `meshroll upgrade --drill` through the CLI: the run goes
+// forward, then rolls every workload back to the old revision, and the report
+// it writes shows both.
+func TestDrill(t *testing.T) {
+	e := newEnv(t)
+	p := e.seed(t, demo.MigrationOptions{Prefix: "drill", Namespaces: 2, Workloads: 10})
+	nss := namespaces(p)
+	report := filepath.Join(t.TempDir(), "drill.html")
+	var out, errOut bytes.Buffer
+	code := cli.Main(context.Background(), []string{"upgrade", "--kubeconfig", sandboxtest.Kubeconfig(t),
+		"--to", toVersion, "--from", fromRev, "--name", "drill", "--skip", "install,gateways,tags",
+		"--namespace-only", strings.Join(nss, ","), "--waves", "3,100%", "--parallelism", "4",
+		"--drill", "--report", report}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "drill done: 10 workload(s) went to 1-24-2 and back to 1-23-2") {
+		t.Errorf("output lacks the drill summary:\n%s", out.String())
+	}
+	mu, err := e.store().Get(t.Context(), "drill")
+	if err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
-	back, err := e.engine(t, nil, nil).Run(t.Context(), mu.Name)
-	if !errors.Is(err, upgrade.ErrRolledBack) {
-		t.Fatalf("rollback run: %v", err)
+	if mu.Status.Phase != v1alpha1.PhaseRolledBack || mu.Status.Counts.RolledBack != 10 {
+		t.Errorf("phase %s counts %+v; want RolledBack with 10 rolled back", mu.Status.Phase, mu.Status.Counts)
 	}
-	t.Logf("rolled back 1000 workloads in %s", time.Since(start).Round(time.Millisecond))
-	if back.Status.Counts.RolledBack != 1000 {
-		t.Errorf("rolled back %d of 1000", back.Status.Counts.RolledBack)
+	if imgs := e.waitPodsSettled(t, nss, 10); imgs[fromImage] != 10 {
+		t.Errorf("pods by proxy image after the drill: %s; want all 10 on %s", describe(imgs), fromImage)
 	}
-	if got := e.waitPodsSettled(t, nss, 1000); got[fromImage] != 1000 || len(got) != 1 {
-		t.Errorf("pods by proxy image after rollback: %s; want all 1000 on %s", describe(got), fromImage)
+	html, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"RolledBack", "1-24-2", "<svg"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report lacks %q", want)
+		}
 	}
 }
