@@ -336,10 +336,10 @@ func TestSelect(t *testing.T) {
 			// Istio's injector webhooks skip namespaces labelled
 			// istio-injection=disabled, so restarting these pods removes
 			// their sidecars instead of moving them.
-			name:     "istio-injection=disabled namespace is not moved by the default tag",
-			nss:      []inventory.Namespace{nsInjection("optout", "disabled")},
-			wls:      []inventory.Workload{deploy("optout", "web", selOld, 1)},
-			wantErr:  []string{"optout"},
+			name:    "istio-injection=disabled namespace is not moved by the default tag",
+			nss:     []inventory.Namespace{nsInjection("optout", "disabled")},
+			wls:     []inventory.Workload{deploy("optout", "web", selOld, 1)},
+			wantErr: []string{"optout"},
 		},
 	}
 	for _, tc := range tests {
