@@ -225,3 +225,22 @@ type Event struct {
 	Wave    int         `json:"wave,omitempty"`
 	Message string      `json:"message"`
 }
+
+// Tally counts workloads by outcome; Pending counts every planned workload
+// that has no final outcome yet (in flight or not started).
+func Tally(ws []WorkloadStatus) Counts {
+	c := Counts{Total: len(ws)}
+	for _, w := range ws {
+		switch w.Outcome {
+		case OutcomeSucceeded:
+			c.Succeeded++
+		case OutcomeFailed, OutcomeRollbackFailed:
+			c.Failed++
+		case OutcomeRolledBack:
+			c.RolledBack++
+		default:
+			c.Pending++
+		}
+	}
+	return c
+}

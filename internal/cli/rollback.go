@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
+	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/gate"
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/report"
@@ -40,7 +41,12 @@ gets its previous pod template back, newest first. Rerun it to resume after an i
 				return fmt.Errorf("failed to get MeshUpgrade %q: %w (list them with `kubectl get meshupgrades`)", args[0], err)
 			}
 			if dryRun {
-				moved := mu.Status.Counts.Succeeded + mu.Status.Counts.Failed + mu.Status.Counts.Pending
+				moved := 0
+				for _, w := range mu.Status.Workloads {
+					if w.Outcome != "" && w.Outcome != v1alpha1.OutcomeRolledBack {
+						moved++
+					}
+				}
 				fmt.Fprintf(w, "(dry run) would roll back %d workload(s), %d namespace relabel(s) and %d tag(s) of %s to %s; nothing changed\n",
 					moved, len(mu.Status.Namespaces), len(mu.Status.Tags), mu.Name, mu.Spec.From)
 				return nil

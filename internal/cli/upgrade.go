@@ -192,7 +192,7 @@ func (u *upgradeRun) install(ctx context.Context) error {
 }
 
 // spec builds the MeshUpgrade for the run.
-func (u *upgradeRun) spec() (*v1alpha1.MeshUpgrade, *gate.Runner, error) {
+func (u *upgradeRun) spec(ctx context.Context) (*v1alpha1.MeshUpgrade, *gate.Runner, error) {
 	gates, err := buildGates(u.f.gates, u.f.probe)
 	if err != nil {
 		return nil, nil, err
@@ -201,7 +201,11 @@ func (u *upgradeRun) spec() (*v1alpha1.MeshUpgrade, *gate.Runner, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	spec, err := u.f.spec(u.from, u.to, gates, u.gatewayWorkloads())
+	colours, err := u.gatewayWorkloads(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, err := u.f.spec(u.from, u.to, gates, colours)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -214,19 +218,25 @@ func (u *upgradeRun) spec() (*v1alpha1.MeshUpgrade, *gate.Runner, error) {
 
 // gatewayWorkloads are meshroll's blue/green gateway colours: the gateways
 // step moves them by flipping Services, never by restarting them.
-func (u *upgradeRun) gatewayWorkloads() []string {
-	var out []string
-	for _, w := range u.snap.Workloads {
-		if w.Kind == "Deployment" && strings.HasSuffix(w.Name, "-"+u.from) && w.TemplateRev == u.from && strings.Contains(w.Namespace, "gateway") {
-			out = append(out, w.Kind+" "+w.Namespace+"/"+w.Name)
+func (u *upgradeRun) gatewayWorkloads(ctx context.Context) ([]string, error) {
+	list, err := u.c.Kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{LabelSelector: gateway.LabelGateway})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list gateway colours: %w", err)
+	}
+	out := make([]string, 0, len(list.Items))
+	for _, d := range list.Items {
+		// Only the old colour can be a candidate; listing just it keeps the
+		// spec identical when a rerun finds the new colour installed.
+		if d.Name == gateway.DeploymentName(d.Labels[gateway.LabelGateway], u.from) {
+			out = append(out, "Deployment "+d.Namespace+"/"+d.Name)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // start validates and records the MeshUpgrade (or finds it, to resume).
 func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.MeshUpgrade, *gate.Runner, error) {
-	mu, runner, err := u.spec()
+	mu, runner, err := u.spec(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -182,17 +182,7 @@ func (e *Executor) ConfirmProxies(ctx context.Context, kind, namespace, name, im
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		got := ""
-		for _, c := range p.Spec.Containers {
-			if c.Name == istio.ProxyContainer {
-				got = c.Image
-			}
-		}
-		for _, c := range p.Spec.InitContainers {
-			if c.Name == istio.ProxyContainer {
-				got = c.Image
-			}
-		}
+		got := ProxyImage(&p)
 		if got != image {
 			if got == "" {
 				got = "no sidecar"
@@ -201,4 +191,17 @@ func (e *Executor) ConfirmProxies(ctx context.Context, kind, namespace, name, im
 		}
 	}
 	return nil
+}
+
+// ProxyImage is the image of a pod's istio-proxy container (a native sidecar
+// in InitContainers counts too); "" when the pod has no sidecar.
+func ProxyImage(p *corev1.Pod) string {
+	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
+		for _, c := range cs {
+			if c.Name == istio.ProxyContainer {
+				return c.Image
+			}
+		}
+	}
+	return ""
 }

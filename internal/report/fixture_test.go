@@ -92,7 +92,7 @@ func succeededRun() *v1alpha1.MeshUpgrade {
 	st.Message = "all 40 planned workloads run 1-24-2"
 	st.Waves, st.CurrentWave = 3, 3
 	st.Workloads = ws
-	st.Counts = tally(ws)
+	st.Counts = v1alpha1.Tally(ws)
 	st.StartedAt, st.CompletedAt = atp(0), atp(42*time.Minute+10*time.Second)
 	st.Skipped = []v1alpha1.SkippedWorkload{
 		{Kind: "Job", Namespace: "batch", Name: "nightly-reindex", Reason: "Jobs are not restarted; the next Job created from it injects 1-24-2"},
@@ -172,7 +172,7 @@ func rolledBackRun() *v1alpha1.MeshUpgrade {
 	st.Message = "gate error-rate failed after wave 2; rolled back 14 workloads, 1 failed to roll back"
 	st.Waves, st.CurrentWave = 3, 2
 	st.Workloads = ws
-	st.Counts = tally(ws)
+	st.Counts = v1alpha1.Tally(ws)
 	st.StartedAt, st.CompletedAt = atp(0), atp(32*time.Minute)
 	st.Namespaces = []v1alpha1.LabelMove{{Name: "search", From: "1-23-2", To: "1-24-2", Wave: 2}}
 	st.Gates = []v1alpha1.GateResult{

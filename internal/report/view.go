@@ -100,7 +100,7 @@ func newView(u *v1alpha1.MeshUpgrade, now time.Time) view {
 	if v.Counts == (v1alpha1.Counts{}) && len(st.Workloads) > 0 {
 		// An engine that has planned but not yet tallied still deserves
 		// honest numbers in the report.
-		v.Counts = tally(st.Workloads)
+		v.Counts = v1alpha1.Tally(st.Workloads)
 	}
 	v.WaveRows = waveRows(st.Workloads, st.Waves, st.CurrentWave, v.Phase)
 	for _, w := range st.Workloads {
@@ -109,24 +109,6 @@ func newView(u *v1alpha1.MeshUpgrade, now time.Time) view {
 		}
 	}
 	return v
-}
-
-// tally counts workloads by outcome the way the engine's Counts do.
-func tally(ws []v1alpha1.WorkloadStatus) v1alpha1.Counts {
-	c := v1alpha1.Counts{Total: len(ws)}
-	for _, w := range ws {
-		switch w.Outcome {
-		case v1alpha1.OutcomeSucceeded:
-			c.Succeeded++
-		case v1alpha1.OutcomeFailed, v1alpha1.OutcomeRollbackFailed:
-			c.Failed++
-		case v1alpha1.OutcomeRolledBack:
-			c.RolledBack++
-		default:
-			c.Pending++
-		}
-	}
-	return c
 }
 
 // waveRows groups the plan by wave. Waves the plan announces but holds no

@@ -78,7 +78,7 @@ func Freeze(s *inventory.Snapshot, nsLabels map[string]map[string]string, mu *v1
 			st.Tags = append(st.Tags, v1alpha1.LabelMove{Name: g.Name, From: g.From, To: g.To, Wave: w})
 		}
 	}
-	st.Counts = count(st.Workloads)
+	st.Counts = v1alpha1.Tally(st.Workloads)
 	return st, nil
 }
 
@@ -148,24 +148,6 @@ func overlap(name string, moves []plan.Move, others []v1alpha1.MeshUpgrade) erro
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// count tallies outcomes.
-func count(ws []v1alpha1.WorkloadStatus) v1alpha1.Counts {
-	c := v1alpha1.Counts{Total: len(ws)}
-	for _, w := range ws {
-		switch w.Outcome {
-		case v1alpha1.OutcomeSucceeded:
-			c.Succeeded++
-		case v1alpha1.OutcomeFailed, v1alpha1.OutcomeRollbackFailed:
-			c.Failed++
-		case v1alpha1.OutcomePending:
-			c.Pending++
-		case v1alpha1.OutcomeRolledBack:
-			c.RolledBack++
-		}
-	}
-	return c
 }
 
 // wavePlan rebuilds plan's view of the frozen plan from the status.

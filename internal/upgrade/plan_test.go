@@ -248,7 +248,7 @@ func TestFreeze(t *testing.T) {
 			if st.Message != tc.wantMessage {
 				t.Errorf("Message = %q, want %q", st.Message, tc.wantMessage)
 			}
-			if want := (v1alpha1.Counts{Total: len(tc.wantWorkloads)}); st.Counts != want {
+			if want := (v1alpha1.Counts{Total: len(tc.wantWorkloads), Pending: len(tc.wantWorkloads)}); st.Counts != want {
 				t.Errorf("Counts = %+v, want %+v", st.Counts, want)
 			}
 		})
@@ -396,21 +396,21 @@ func TestGatesPassed(t *testing.T) {
 	}
 }
 
-func TestCount(t *testing.T) {
+func TestTally(t *testing.T) {
 	tests := []struct {
 		name     string
 		outcomes []v1alpha1.Outcome
 		want     v1alpha1.Counts
 	}{
 		{name: "empty", want: v1alpha1.Counts{}},
-		{name: "not started counts only in total", outcomes: []v1alpha1.Outcome{"", ""}, want: v1alpha1.Counts{Total: 2}},
+		{name: "not started counts as pending", outcomes: []v1alpha1.Outcome{"", ""}, want: v1alpha1.Counts{Total: 2, Pending: 2}},
 		{
 			name: "every outcome",
 			outcomes: []v1alpha1.Outcome{
 				"", v1alpha1.OutcomePending, v1alpha1.OutcomeSucceeded, v1alpha1.OutcomeSucceeded,
 				v1alpha1.OutcomeFailed, v1alpha1.OutcomeRollbackFailed, v1alpha1.OutcomeRolledBack,
 			},
-			want: v1alpha1.Counts{Total: 7, Pending: 1, Succeeded: 2, Failed: 2, RolledBack: 1},
+			want: v1alpha1.Counts{Total: 7, Pending: 2, Succeeded: 2, Failed: 2, RolledBack: 1},
 		},
 	}
 	for _, tc := range tests {
@@ -419,8 +419,8 @@ func TestCount(t *testing.T) {
 			for i, o := range tc.outcomes {
 				wss = append(wss, ws("a", string(rune('a'+i)), 1, v1alpha1.MechanismPod, o))
 			}
-			if got := count(wss); got != tc.want {
-				t.Errorf("count() = %+v, want %+v", got, tc.want)
+			if got := v1alpha1.Tally(wss); got != tc.want {
+				t.Errorf("Tally() = %+v, want %+v", got, tc.want)
 			}
 		})
 	}

@@ -25,7 +25,7 @@ func (r *run) flush(ctx context.Context, force bool) error {
 		return nil
 	}
 	st := &r.mu.Status
-	st.Counts = count(st.Workloads)
+	st.Counts = v1alpha1.Tally(st.Workloads)
 	r.sample()
 	fresh, err := r.Store.UpdateStatus(ctx, r.mu)
 	if err != nil {
@@ -98,7 +98,7 @@ func (r *run) event(typ string, wave int, msg string) {
 
 func (r *run) progress() {
 	if r.Observer != nil {
-		r.mu.Status.Counts = count(r.mu.Status.Workloads)
+		r.mu.Status.Counts = v1alpha1.Tally(r.mu.Status.Workloads)
 		r.Observer.Progress(&r.mu.Status)
 	}
 }

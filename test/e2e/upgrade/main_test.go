@@ -25,6 +25,7 @@ import (
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/dataplane"
 	"github.com/meshroll/meshroll/internal/demo"
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
@@ -222,11 +223,9 @@ func (e *env) proxyImages(t *testing.T, nss []string) map[string]int {
 			if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 				continue
 			}
-			img := "(none)"
-			for _, c := range p.Spec.Containers {
-				if c.Name == istio.ProxyContainer {
-					img = c.Image
-				}
+			img := dataplane.ProxyImage(&p)
+			if img == "" {
+				img = "(none)"
 			}
 			out[img]++
 		}

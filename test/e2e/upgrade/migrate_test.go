@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/cli"
 	"github.com/meshroll/meshroll/internal/demo"
+	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
@@ -78,16 +81,41 @@ func TestDrill(t *testing.T) {
 	p := e.seed(t, demo.MigrationOptions{Prefix: "drill", Namespaces: 2, Workloads: 10})
 	nss := namespaces(p)
 	report := filepath.Join(t.TempDir(), "drill.html")
+	kc := sandboxtest.Kubeconfig(t)
+	// A blue/green gateway on the old revision: the drill flips its Service
+	// to the new colour and back.
+	for _, args := range [][]string{
+		{"gateway", "install", "--kubeconfig", kc, "--name", "edge", "--namespace", "drill-gw", "--revision", fromRev},
+		{"gateway", "expose", "--kubeconfig", kc, "--name", "edge", "--namespace", "drill-gw"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := cli.Main(context.Background(), args, &out, &errOut); code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out.String(), errOut.String())
+		}
+	}
 	var out, errOut bytes.Buffer
-	code := cli.Main(context.Background(), []string{"upgrade", "--kubeconfig", sandboxtest.Kubeconfig(t),
-		"--to", toVersion, "--from", fromRev, "--name", "drill", "--skip", "install,gateways,tags",
+	code := cli.Main(context.Background(), []string{"upgrade", "--kubeconfig", kc,
+		"--to", toVersion, "--from", fromRev, "--name", "drill", "--skip", "install,tags",
 		"--namespace-only", strings.Join(nss, ","), "--waves", "3,100%", "--parallelism", "4",
 		"--drill", "--report", report}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
 	}
-	if !strings.Contains(out.String(), "drill done: 10 workload(s) went to 1-24-2 and back to 1-23-2") {
-		t.Errorf("output lacks the drill summary:\n%s", out.String())
+	for _, want := range []string{
+		"drill done: 10 workload(s) went to 1-24-2 and back to 1-23-2",
+		"step gateways: drill-gw/edge now selects 1-24-2 (was 1-23-2)",
+		"step gateways: drill-gw/edge now selects 1-23-2 (was 1-24-2)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	svc, err := e.kube.CoreV1().Services("drill-gw").Get(t.Context(), "edge", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev := svc.Spec.Selector[istio.LabelRev]; rev != fromRev {
+		t.Errorf("gateway Service selects %q after the drill, want %q", rev, fromRev)
 	}
 	mu, err := e.store().Get(t.Context(), "drill")
 	if err != nil {
