@@ -64,6 +64,9 @@ type run struct {
 	index     map[string]int
 	dirty     bool
 	lastFlush time.Time
+	// pending is the status write in flight in the background while
+	// workloads move, nil when none.
+	pending chan flushDone
 }
 
 type outcome struct {
@@ -126,7 +129,7 @@ func (r *run) loop(ctx context.Context) error {
 	st := &r.mu.Status
 	wp := wavePlan(st, r.mu.Spec.Strategy.Parallelism)
 	inflight := map[int]bool{}
-	results := make(chan outcome)
+	results := make(chan outcome, max(1, wp.Parallelism))
 	flushTick := time.NewTicker(r.flushEvery())
 	defer flushTick.Stop()
 	failed := false
@@ -188,7 +191,9 @@ func (r *run) loop(ctx context.Context) error {
 				delete(inflight, o.i)
 				failed = r.finish(o) || failed
 			case <-flushTick.C:
-				if err := r.flush(ctx, false); err != nil {
+				r.flushAsync(ctx)
+			case done := <-r.pending:
+				if err := r.landFlush(done); err != nil {
 					return err
 				}
 			case <-ctx.Done():

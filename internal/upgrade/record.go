@@ -21,6 +21,11 @@ const (
 // (the next run finds the restart token on each workload and records it
 // without restarting anything).
 func (r *run) flush(ctx context.Context, force bool) error {
+	if r.pending != nil {
+		// A failed background write (e.g. cancelled with the run) leaves
+		// the status dirty; this write carries it.
+		_ = r.landFlush(<-r.pending)
+	}
 	if !r.dirty || (!force && time.Since(r.lastFlush) < r.flushEvery()) {
 		return nil
 	}
@@ -37,6 +42,43 @@ func (r *run) flush(ctx context.Context, force bool) error {
 	r.mu.ObjectMeta, r.mu.Spec = fresh.ObjectMeta, fresh.Spec
 	r.dirty = false
 	r.lastFlush = time.Now()
+	return nil
+}
+
+// flushDone is the outcome of a background status write.
+type flushDone struct {
+	fresh *v1alpha1.MeshUpgrade
+	err   error
+}
+
+// flushAsync starts writing a copy of the status in the background, so the
+// moves waiting on the main loop are not held up by a large status write.
+// At most one write is in flight; the next synchronous flush waits for it.
+func (r *run) flushAsync(ctx context.Context) {
+	if r.pending != nil || !r.dirty || time.Since(r.lastFlush) < r.flushEvery() {
+		return
+	}
+	r.mu.Status.Counts = v1alpha1.Tally(r.mu.Status.Workloads)
+	r.sample()
+	snapshot := r.mu.DeepCopy()
+	r.dirty, r.lastFlush = false, time.Now()
+	done := make(chan flushDone, 1)
+	go func() {
+		fresh, err := r.Store.UpdateStatus(ctx, snapshot)
+		done <- flushDone{fresh: fresh, err: err}
+	}()
+	r.pending = done
+}
+
+// landFlush takes the result of a background write: the fresh metadata (the
+// next write's resourceVersion) and spec.
+func (r *run) landFlush(d flushDone) error {
+	r.pending = nil
+	if d.err != nil {
+		r.dirty = true
+		return d.err
+	}
+	r.mu.ObjectMeta, r.mu.Spec = d.fresh.ObjectMeta, d.fresh.Spec
 	return nil
 }
 
