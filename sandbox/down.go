@@ -102,3 +102,17 @@ func (s *State) refresh(ctx context.Context, pr *prober) error {
 	}
 	return nil
 }
+
+// Purge stops the sandbox in dir and deletes its directory (etcd's data, the
+// PKI, logs), so the next Up starts from an empty cluster. The demo uses it:
+// a second `meshroll demo` must show the same story as the first.
+func Purge(ctx context.Context, dir string) error {
+	dir = resolveDir(dir)
+	if err := Down(ctx, dir); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("failed to delete sandbox %q: %w", dir, err)
+	}
+	return nil
+}

@@ -31,6 +31,7 @@ type demoOptions struct {
 	namespaces int
 	workloads  int
 	upgradeTo  string
+	keep       bool
 }
 
 func newDemoCmd() *cobra.Command {
@@ -48,6 +49,7 @@ func newDemoCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.version, "version", "1.23.2", "Istio release to install first")
 	cmd.Flags().IntVar(&o.namespaces, "namespaces", 24, "namespaces to seed")
 	cmd.Flags().IntVar(&o.workloads, "workloads", 240, "workloads to seed")
+	cmd.Flags().BoolVar(&o.keep, "keep", false, "reuse the sandbox's existing cluster state instead of starting from an empty one")
 	cmd.Flags().StringVar(&o.upgradeTo, "upgrade-to", "1.24.2", "finish with `meshroll upgrade --to` this release (\"\" to stop after seeding)")
 	return cmd
 }
@@ -56,6 +58,13 @@ func (o *demoOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	log := cmd.ErrOrStderr()
 	if _, err := istio.LookupRelease(o.version); err != nil {
 		return err
+	}
+	if !o.keep {
+		// A demo tells the same story every time: the previous run left the
+		// mesh upgraded, so start from an empty cluster.
+		if err := sandbox.Purge(ctx, o.sandbox.dir); err != nil {
+			return err
+		}
 	}
 	step(log, "starting the sandbox in %s", o.sandbox.dir)
 	upOpts, err := o.sandbox.upOptions(cmd)
@@ -128,7 +137,7 @@ func (o *demoOptions) upgrade(ctx context.Context, cmd *cobra.Command, plan *dem
 			args = append(args, "--exclude-namespace", ns.Name)
 		}
 	}
-	step(cmd.ErrOrStderr(), "meshroll %s", strings.Join(args[3:], " "))
+	step(cmd.ErrOrStderr(), "meshroll upgrade %s", strings.Join(args[4:], " "))
 	root := NewRoot(cmd.OutOrStdout(), cmd.ErrOrStderr())
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {

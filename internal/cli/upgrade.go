@@ -118,8 +118,11 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	if f.drill {
 		return u.drill(ctx, mu, gws)
 	}
+	if mu != nil {
+		printSkipped(u.w, mu)
+	}
 	if !f.skipped("tags") {
-		if err := u.moveTags(ctx); err != nil {
+		if err := u.moveTags(ctx, mu); err != nil {
 			return err
 		}
 	}
@@ -347,10 +350,17 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade, gws []
 	return nil
 }
 
-// moveTags points every tag still naming from at to.
-func (u *upgradeRun) moveTags(ctx context.Context) error {
+// moveTags points every tag still naming from at to; tags the migration
+// already moved are not touched again.
+func (u *upgradeRun) moveTags(ctx context.Context, mu *v1alpha1.MeshUpgrade) error {
+	moved := map[string]bool{}
+	if mu != nil {
+		for _, t := range mu.Status.Tags {
+			moved[t.Name] = t.Done
+		}
+	}
 	for _, t := range u.snap.Tags {
-		if t.Revision != u.from {
+		if t.Revision != u.from || moved[t.Name] {
 			continue
 		}
 		if err := setTag(ctx, u.c, t.Name, u.to); err != nil {
@@ -386,4 +396,20 @@ func writeReport(path string, mu *v1alpha1.MeshUpgrade) error {
 		return err
 	}
 	return f.Close()
+}
+
+// printSkipped lists the workloads a restart cannot move, with what to do.
+func printSkipped(w io.Writer, mu *v1alpha1.MeshUpgrade) {
+	const shown = 10
+	sk := mu.Status.Skipped
+	if len(sk) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%d workload(s) still on %s need manual action:\n", len(sk), mu.Spec.From)
+	for _, s := range sk[:min(shown, len(sk))] {
+		fmt.Fprintf(w, "  %s %s/%s: %s\n", s.Kind, s.Namespace, s.Name, s.Reason)
+	}
+	if len(sk) > shown {
+		fmt.Fprintf(w, "  … and %d more (meshroll report %s)\n", len(sk)-shown, mu.Name)
+	}
 }

@@ -378,7 +378,7 @@ func Next(plan WavePlan, prog Progress, gatesPassed map[int]bool, rollbackAuto b
 			Reason: fmt.Sprintf("wave %d: migrating %d of %d remaining workload(s)", w.Index, len(batch), len(todo))}
 	}
 	return Decision{Action: ActionDone,
-		Reason: fmt.Sprintf("all %d wave(s) migrated; %d workload(s) skipped need manual action", len(plan.Waves), len(plan.Skipped))}
+		Reason: fmt.Sprintf("all %d wave(s) migrated; %d skipped workload(s) need manual action", len(plan.Waves), len(plan.Skipped))}
 }
 
 // joinRefs lists refs for a Reason, capped so a mass failure stays readable.
