@@ -327,7 +327,7 @@ func TestNext(t *testing.T) {
 		{name: "last wave", prog: done(wave12...), gates: map[int]bool{1: true, 2: true},
 			want: Decision{Action: ActionMigrate, Wave: 3, Workloads: names("f")}},
 		{name: "done", prog: done(append(append([]any{}, wave12...), "f", ok)...), gates: map[int]bool{1: true, 2: true},
-			want: Decision{Action: ActionDone}, reasonHas: []string{"all 3 wave(s)", "1 workload(s) skipped"}},
+			want: Decision{Action: ActionDone}, reasonHas: []string{"all 3 wave(s)", "1 skipped workload(s) need manual action"}},
 		{name: "empty plan is done", plan: &WavePlan{}, prog: done(),
 			want: Decision{Action: ActionDone}},
 		{name: "zero parallelism in a hand-made plan moves one at a time", plan: &WavePlan{Waves: plan.Waves}, prog: done(),
