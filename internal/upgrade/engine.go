@@ -181,7 +181,7 @@ func (r *run) loop(ctx context.Context) error {
 				}
 				inflight[i] = true
 				started++
-				go r.move(ctx, i, results)
+				go r.move(ctx, r.job(i, r.mu.Spec.To, true), results)
 			}
 			if started == 0 && len(inflight) == 0 {
 				continue
@@ -296,20 +296,45 @@ func (r *run) moveTag(ctx context.Context, tag, rev string) error {
 	return r.MoveTag(ctx, tag, rev)
 }
 
-// move restarts workload i onto the target and confirms its proxies.
-func (r *run) move(ctx context.Context, i int, results chan<- outcome) {
+// job is everything a move or restore goroutine needs, copied on the main
+// goroutine: the engine replaces metadata and spec after each status write,
+// so workers must not read the MeshUpgrade themselves.
+type job struct {
+	i                     int
+	kind, namespace, name string
+	token, setRev, image  string
+	forward               bool
+	timeout               time.Duration
+}
+
+// job builds the job that moves workload i to rev (forward) or restores it.
+func (r *run) job(i int, rev string, forward bool) job {
 	w := r.mu.Status.Workloads[i]
-	setRev := ""
-	if w.Mechanism == v1alpha1.MechanismPod {
-		setRev = r.mu.Spec.To
+	j := job{i: i, kind: w.Kind, namespace: w.Namespace, name: w.Name, token: r.mu.Status.RestartToken, forward: forward, timeout: r.rolloutTimeout()}
+	if forward && w.Mechanism == v1alpha1.MechanismPod {
+		j.setRev = rev
 	}
-	res, err := r.exec.Move(ctx, w.Kind, w.Namespace, w.Name, r.mu.Status.RestartToken, setRev, r.rolloutTimeout())
-	if err == nil && r.ProxyImage != nil {
-		if img := r.ProxyImage(r.mu.Spec.To); img != "" {
-			err = r.exec.ConfirmProxies(ctx, w.Kind, w.Namespace, w.Name, img)
-		}
+	if r.ProxyImage != nil {
+		j.image = r.ProxyImage(rev)
 	}
-	results <- outcome{i: i, res: res, err: err}
+	return j
+}
+
+// move applies one job and confirms the workload's proxies.
+func (r *run) move(ctx context.Context, j job, results chan<- outcome) {
+	var (
+		res dataplane.Result
+		err error
+	)
+	if j.forward {
+		res, err = r.exec.Move(ctx, j.kind, j.namespace, j.name, j.token, j.setRev, j.timeout)
+	} else {
+		res, err = r.exec.Restore(ctx, j.kind, j.namespace, j.name, j.timeout)
+	}
+	if err == nil && j.image != "" {
+		err = r.exec.ConfirmProxies(ctx, j.kind, j.namespace, j.name, j.image)
+	}
+	results <- outcome{i: j.i, res: res, err: err}
 }
 
 // finish records a move's outcome; it reports whether the move failed.

@@ -59,16 +59,7 @@ func (r *run) rollback(ctx context.Context) error {
 			i := todo[next]
 			next++
 			inflight++
-			go func() {
-				w := st.Workloads[i]
-				res, err := r.exec.Restore(ctx, w.Kind, w.Namespace, w.Name, r.rolloutTimeout())
-				if err == nil && r.ProxyImage != nil {
-					if img := r.ProxyImage(r.mu.Spec.From); img != "" {
-						err = r.exec.ConfirmProxies(ctx, w.Kind, w.Namespace, w.Name, img)
-					}
-				}
-				results <- outcome{i: i, res: res, err: err}
-			}()
+			go r.move(ctx, r.job(i, r.mu.Spec.From, false), results)
 		}
 		if inflight == 0 {
 			break

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/cli"
+	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/demo"
 	"github.com/meshroll/meshroll/internal/gate/gatetest"
 	"github.com/meshroll/meshroll/internal/istio"
@@ -27,7 +28,11 @@ func TestUpgradeBadInput(t *testing.T) {
 	nss := namespaces(p)
 	ctx := t.Context()
 
-	// A namespace carrying both injection labels.
+	// A namespace carrying both injection labels; the default tag makes
+	// Istio inject it (istio-injection=enabled wins over the revision label).
+	if _, err := controlplane.SetTag(ctx, e.cp(), controlplane.TagOptions{Tag: "default", Revision: fromRev, Overwrite: true, Force: true}); err != nil {
+		t.Fatal(err)
+	}
 	conflict := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "badin-conflict", Labels: map[string]string{istio.LabelRev: fromRev, istio.LabelInjection: "enabled"}}}
 	if _, err := e.kube.CoreV1().Namespaces().Create(ctx, conflict, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
