@@ -346,7 +346,7 @@ func (r *run) finish(o outcome) bool {
 		w.RolloutMillis = o.res.Took.Milliseconds()
 	}
 	if o.err != nil {
-		if errors.Is(o.err, context.Canceled) {
+		if interrupted(o.err) {
 			return false // interrupted, stays pending: the next run resumes it
 		}
 		w.Outcome, w.Message = v1alpha1.OutcomeFailed, o.err.Error()
@@ -435,4 +435,11 @@ func setCondition(st *v1alpha1.MeshUpgradeStatus, typ string, s metav1.Condition
 		}
 	}
 	st.Conditions = append(st.Conditions, c)
+}
+
+// interrupted reports an error caused by the run's context ending (Ctrl-C, a
+// caller's deadline): the move stays pending for the next run instead of
+// counting as a failed rollout that would trigger a rollback.
+func interrupted(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -2,7 +2,6 @@ package upgrade
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -69,7 +68,7 @@ func (r *run) rollback(ctx context.Context) error {
 		w := &st.Workloads[o.i]
 		r.dirty = true
 		switch {
-		case errors.Is(o.err, context.Canceled):
+		case interrupted(o.err):
 		case o.err != nil:
 			failures++
 			w.Outcome, w.Message = v1alpha1.OutcomeRollbackFailed, o.err.Error()
