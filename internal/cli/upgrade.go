@@ -34,7 +34,9 @@ func newUpgradeCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
   gateways  blue/green: a new colour of every meshroll gateway, then flip its Service
   migrate   move workloads in gated waves (a MeshUpgrade records progress; rerun to resume)
   tags      point every revision tag that names the old revision at the new one
-  prune     with --prune, remove the old revision once nothing references it`,
+  prune     with --prune, remove the old revision once nothing references it
+Exit codes: 0 done, 1 refused or failed before changing anything it could not finish, 3 the run halted or
+rolled back (the report says why).`,
 		Example: `  meshroll upgrade --to 1.24.2 --dry-run
   meshroll upgrade --to 1.24.2 --waves 1,10%,100% --parallelism 20 --gate error-rate --prometheus http://127.0.0.1:9090
   meshroll upgrade --to 1.24.2 --drill --report drill.html`,
@@ -112,7 +114,10 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 				_, gerr := u.gateways(ctx, u.to, u.from)
 				err = errors.Join(err, gerr)
 			}
-			return &ExitError{Code: 3, Err: err}
+			if errors.Is(err, upgrade.ErrRolledBack) || errors.Is(err, upgrade.ErrHalted) {
+				return &ExitError{Code: 3, Err: err}
+			}
+			return err
 		}
 	}
 	if f.drill {
