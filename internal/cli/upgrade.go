@@ -35,7 +35,7 @@ func newUpgradeCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
   migrate   move workloads in gated waves (a MeshUpgrade records progress; rerun to resume)
   tags      point every revision tag that names the old revision at the new one
   prune     with --prune, remove the old revision once nothing references it
-Exit codes: 0 done, 1 refused or failed before changing anything it could not finish, 3 the run halted or
+Exit codes: 0 done; 1 refused, or interrupted (rerun the same command to resume); 3 the run halted or
 rolled back (the report says why).`,
 		Example: `  meshroll upgrade --to 1.24.2 --dry-run
   meshroll upgrade --to 1.24.2 --waves 1,10%,100% --parallelism 20 --gate error-rate --prometheus http://127.0.0.1:9090
