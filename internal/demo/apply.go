@@ -76,13 +76,26 @@ func applyWorkload(ctx context.Context, c kubernetes.Interface, w WorkloadSpec) 
 	})
 }
 
-// create runs one create call, treating AlreadyExists as success.
+// create runs one create call, treating AlreadyExists as success. A bare Pod
+// created right after its namespace can be refused until the service-account
+// controller has made the namespace's "default" ServiceAccount; that refusal
+// is retried for up to 30 seconds.
 func create(ctx context.Context, what, name string, call func(metav1.CreateOptions) error) error {
-	err := call(metav1.CreateOptions{FieldManager: FieldManager})
-	if err == nil || apierrors.IsAlreadyExists(err) {
-		return nil
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := call(metav1.CreateOptions{FieldManager: FieldManager})
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "serviceaccount") || time.Now().After(deadline) {
+			return fmt.Errorf("failed to create %s %q: %w", what, name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("failed to create %s %q: %w", what, name, context.Cause(ctx))
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return fmt.Errorf("failed to create %s %q: %w", what, name, err)
 }
 
 // forEach runs fn for 0..n-1 on at most workers goroutines and returns the first error, after
