@@ -21,9 +21,6 @@ type MeshUpgradeStatus struct {
 	// workload twice.
 	// +optional
 	RestartToken string `json:"restartToken,omitempty"`
-	// RollbackToken is the restartedAt value written by the rollback.
-	// +optional
-	RollbackToken string `json:"rollbackToken,omitempty"`
 	// Waves is the number of waves in the frozen plan.
 	// +optional
 	Waves int `json:"waves,omitempty"`

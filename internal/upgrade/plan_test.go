@@ -273,8 +273,8 @@ func TestFreezeRunFields(t *testing.T) {
 	if st.Phase != v1alpha1.PhasePending || st.ObservedGeneration != mu.Generation {
 		t.Errorf("Phase, ObservedGeneration = %s, %d; want Pending, %d", st.Phase, st.ObservedGeneration, mu.Generation)
 	}
-	if st.CurrentWave != 0 || st.RollbackToken != "" || len(st.Gates) != 0 {
-		t.Errorf("a fresh plan carries run progress: CurrentWave %d, RollbackToken %q, Gates %v", st.CurrentWave, st.RollbackToken, st.Gates)
+	if st.CurrentWave != 0 || len(st.Gates) != 0 {
+		t.Errorf("a fresh plan carries run progress: CurrentWave %d, Gates %v", st.CurrentWave, st.Gates)
 	}
 	later, err := Freeze(meshSnapshot(), nil, mu, nil, freezeNow.Add(time.Second))
 	if err != nil {

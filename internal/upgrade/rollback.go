@@ -16,9 +16,6 @@ import (
 // after a crash writes only what is not restored yet.
 func (r *run) rollback(ctx context.Context) error {
 	st := &r.mu.Status
-	if st.RollbackToken == "" {
-		st.RollbackToken = r.now().UTC().Format("2006-01-02T15:04:05Z")
-	}
 	for j := range st.Tags {
 		t := &st.Tags[j]
 		if err := r.moveTag(ctx, t.Name, t.From); err != nil {
@@ -50,8 +47,8 @@ func (r *run) rollback(ctx context.Context) error {
 	}
 	slices.Reverse(todo)
 	r.event("rollback", st.CurrentWave, fmt.Sprintf("restoring %d workload(s) to %s, newest first", len(todo), r.mu.Spec.From))
-	results := make(chan outcome)
 	parallel := max(1, r.mu.Spec.Strategy.Parallelism)
+	results := make(chan outcome, parallel)
 	next, inflight, failures := 0, 0, 0
 	for next < len(todo) || inflight > 0 {
 		for next < len(todo) && inflight < parallel && ctx.Err() == nil {
