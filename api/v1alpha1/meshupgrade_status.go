@@ -154,6 +154,7 @@ type WorkloadStatus struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	// Wave is the 1-based wave the workload belongs to.
+	// +kubebuilder:validation:Minimum=1
 	Wave int `json:"wave"`
 	// Mechanism moves it.
 	Mechanism Mechanism `json:"mechanism"`

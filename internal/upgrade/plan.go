@@ -157,6 +157,9 @@ func wavePlan(st *v1alpha1.MeshUpgradeStatus, parallelism int) plan.WavePlan {
 		wp.Skipped = append(wp.Skipped, plan.Candidate{Ref: plan.WorkloadRef{Kind: s.Kind, Namespace: s.Namespace, Name: s.Name}, Reason: s.Reason})
 	}
 	for _, w := range st.Workloads {
+		if w.Wave < 1 {
+			continue // the CRD refuses it; a hand-edited status must not crash the engine
+		}
 		for len(wp.Waves) < w.Wave {
 			wp.Waves = append(wp.Waves, plan.Wave{Index: len(wp.Waves) + 1})
 		}
