@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -98,7 +97,7 @@ func serveAssignmentsOn(ctx context.Context, kube kubernetes.Interface, store up
 	case bound = <-addr:
 	case err := <-served:
 		cancel()
-		return nil, errors.Join(errors.New("failed to serve the assignment webhook"), err)
+		return nil, fmt.Errorf("failed to serve the assignment webhook: %w", err)
 	}
 	if err := webhook.Register(ctx, kube, webhook.Registration{URL: "https://" + bound + webhook.PathMutate, CABundle: ca}); err != nil {
 		cancel()
