@@ -81,8 +81,7 @@ func newGatewayInstallCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 				DryRun: dryRun, Timeout: timeout,
 			}
 			if !noCache {
-				dir, _ := istio.DefaultRenderCacheDir()
-				opts.Cache = istio.NewRenderCache(dir)
+				opts.Cache = renderCache()
 			}
 			changes, err := gateway.Install(cmd.Context(), c, opts)
 			w := cmd.OutOrStdout()

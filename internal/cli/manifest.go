@@ -138,10 +138,16 @@ func (f *renderFlags) options() (istio.RenderOptions, error) {
 	if !f.noCache {
 		// A release's charts never change, so the same render is reused;
 		// without a cache dir the cache still works in memory.
-		dir, _ := istio.DefaultRenderCacheDir()
-		opts.Cache = istio.NewRenderCache(dir)
+		opts.Cache = renderCache()
 	}
 	return opts, nil
+}
+
+// renderCache is the render cache under the user cache dir; without a cache
+// dir it still works in memory.
+func renderCache() *istio.RenderCache {
+	dir, _ := istio.DefaultRenderCacheDir()
+	return istio.NewRenderCache(dir)
 }
 
 func parseComponent(s string) (istio.Component, error) {

@@ -43,8 +43,7 @@ func newManifestDiffCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 				}
 				comps = append(comps, comp)
 			}
-			dir, _ := istio.DefaultRenderCacheDir()
-			cache := istio.NewRenderCache(dir)
+			cache := renderCache()
 			load := func(src string) ([]*unstructured.Unstructured, error) {
 				return loadSide(cmd.Context(), kube, src, comps, cache)
 			}

@@ -58,7 +58,7 @@ gets its previous pod template back, newest first. Rerun it to resume after an i
 			if err != nil {
 				return err
 			}
-			u := &upgradeRun{cmd: cmd, w: w, c: c, ic: ic, snap: snap}
+			u := &upgradeRun{cmd: cmd, w: w, c: c, ic: ic, snap: snap, cache: renderCache()}
 			out, err := u.engine(store, &gate.Runner{}).Run(ctx, mu.Name)
 			if out != nil && reportPath != "" {
 				err = errors.Join(err, writeReport(reportPath, out))

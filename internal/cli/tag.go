@@ -47,8 +47,7 @@ func newTagSetCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 				return err
 			}
 			opts.Snapshot = snap
-			dir, _ := istio.DefaultRenderCacheDir()
-			opts.Cache = istio.NewRenderCache(dir)
+			opts.Cache = renderCache()
 			res, err := controlplane.SetTag(cmd.Context(), c, opts)
 			if res != nil {
 				printTagResult(cmd.OutOrStdout(), res, opts.DryRun)

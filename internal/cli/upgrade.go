@@ -63,6 +63,8 @@ type upgradeRun struct {
 	from    string
 	to      string
 	version string
+	// cache renders each release once per run, for tag moves and gateways.
+	cache *istio.RenderCache
 }
 
 func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgradeFlags) error {
@@ -75,7 +77,7 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	if err != nil {
 		return err
 	}
-	u := &upgradeRun{cmd: cmd, w: cmd.OutOrStdout(), f: f, c: c, ic: ic, snap: snap, version: f.render.version}
+	u := &upgradeRun{cmd: cmd, w: cmd.OutOrStdout(), f: f, c: c, ic: ic, snap: snap, version: f.render.version, cache: renderCache()}
 	u.to = f.render.revision
 	if u.to == "" {
 		u.to = istio.RevisionName(u.version)
@@ -311,7 +313,7 @@ func (u *upgradeRun) engine(store upgrade.Store, runner *gate.Runner) *upgrade.E
 	return &upgrade.Engine{
 		Store: store, Kube: u.c.Kube, Gates: runner,
 		MoveTag: func(ctx context.Context, tag, rev string) error {
-			return setTag(ctx, u.c, tag, rev)
+			return setTag(ctx, u.c, u.cache, tag, rev)
 		},
 		ProxyImage: func(rev string) string { return images[rev] },
 		Observer:   newLiveView(u.w),
@@ -320,9 +322,8 @@ func (u *upgradeRun) engine(store upgrade.Store, runner *gate.Runner) *upgrade.E
 
 // setTag points tag at rev, as `meshroll tag set --overwrite --force` does:
 // the engine already judged skew when it planned the move.
-func setTag(ctx context.Context, c controlplane.Clients, tag, rev string) error {
-	dir, _ := istio.DefaultRenderCacheDir()
-	_, err := controlplane.SetTag(ctx, c, controlplane.TagOptions{Tag: tag, Revision: rev, Overwrite: true, Force: true, Cache: istio.NewRenderCache(dir)})
+func setTag(ctx context.Context, c controlplane.Clients, cache *istio.RenderCache, tag, rev string) error {
+	_, err := controlplane.SetTag(ctx, c, controlplane.TagOptions{Tag: tag, Revision: rev, Overwrite: true, Force: true, Cache: cache})
 	return err
 }
 
@@ -368,7 +369,7 @@ func (u *upgradeRun) moveTags(ctx context.Context, mu *v1alpha1.MeshUpgrade) err
 		if t.Revision != u.from || moved[t.Name] {
 			continue
 		}
-		if err := setTag(ctx, u.c, t.Name, u.to); err != nil {
+		if err := setTag(ctx, u.c, u.cache, t.Name, u.to); err != nil {
 			return err
 		}
 		fmt.Fprintf(u.w, "step tags: %s → %s\n", t.Name, u.to)

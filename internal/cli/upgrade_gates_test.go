@@ -146,7 +146,6 @@ func TestCustomGateOperator(t *testing.T) {
 	tests := []struct {
 		expr                   string
 		wantQuery, wantOp, thr string
-		knownBug               string
 	}{
 		{expr: "sum(x) > 3", wantQuery: "sum(x)", wantOp: ">", thr: "3"},
 		{expr: "sum(x) >= 3", wantQuery: "sum(x)", wantOp: ">=", thr: "3"},
@@ -172,9 +171,6 @@ func TestCustomGateOperator(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.expr, func(t *testing.T) {
-			if tc.knownBug != "" {
-				t.Skip("known bug: " + tc.knownBug)
-			}
 			g, err := customGate("g", tc.expr)
 			if err != nil {
 				t.Fatalf("customGate(%q) error = %v", tc.expr, err)

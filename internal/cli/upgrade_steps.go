@@ -9,7 +9,6 @@ import (
 
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/gateway"
-	"github.com/meshroll/meshroll/internal/istio"
 )
 
 // namespaceLabels reads every namespace's labels for selectors and wave
@@ -51,8 +50,7 @@ func (u *upgradeRun) gateways(ctx context.Context, from, to string) ([]gateway.S
 			continue
 		}
 		gc := gateway.Clients{Kube: u.c.Kube, Dynamic: u.c.Dynamic}
-		dir, _ := istio.DefaultRenderCacheDir()
-		if _, err := gateway.Install(ctx, gc, gateway.InstallOptions{Name: gw, Namespace: ns, Revision: to, Cache: istio.NewRenderCache(dir)}); err != nil {
+		if _, err := gateway.Install(ctx, gc, gateway.InstallOptions{Name: gw, Namespace: ns, Revision: to, Cache: u.cache}); err != nil {
 			return flipped, err
 		}
 		start := time.Now()

@@ -1,8 +1,15 @@
 package demo
 
 import (
+	"context"
 	"fmt"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshroll/meshroll/internal/dataplane"
 	"github.com/meshroll/meshroll/internal/istio"
 )
 
@@ -61,4 +68,50 @@ func MigrationPlan(o MigrationOptions) (*Plan, error) {
 		p.Workloads = append(p.Workloads, w)
 	}
 	return p, nil
+}
+
+// NamespaceNames lists the plan's namespace names in plan order.
+func (p *Plan) NamespaceNames() []string {
+	out := make([]string, 0, len(p.Namespaces))
+	for _, ns := range p.Namespaces {
+		out = append(out, ns.Name)
+	}
+	return out
+}
+
+// SettledProxyImages waits (up to timeout) until the namespaces hold exactly
+// want live pods, so pods of a finished rollout that are still terminating are
+// not counted, and counts them by istio-proxy image ("(none)" without a
+// sidecar). On timeout it returns the last count; the caller judges it.
+func SettledProxyImages(ctx context.Context, kube kubernetes.Interface, nss []string, want int, timeout time.Duration) (map[string]int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		got, total := map[string]int{}, 0
+		for _, ns := range nss {
+			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("failed to list pods in %q: %w", ns, err)
+			}
+			for i := range pods.Items {
+				p := &pods.Items[i]
+				if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+					continue
+				}
+				img := dataplane.ProxyImage(p)
+				if img == "" {
+					img = "(none)"
+				}
+				got[img]++
+				total++
+			}
+		}
+		if total == want || time.Now().After(deadline) {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return got, context.Cause(ctx)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

@@ -19,8 +19,6 @@ func TestSelect(t *testing.T) {
 		wls      []inventory.Workload
 		from, to string // default selOld → selNew
 		sel      Selection
-		// knownBug skips the case with the reason until the code is fixed.
-		knownBug string
 
 		wantMoves []moveView
 		wantNS    []LabelMove
@@ -344,9 +342,6 @@ func TestSelect(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.knownBug != "" {
-				t.Skip("known bug: " + tc.knownBug)
-			}
 			from, to := tc.from, tc.to
 			if from == "" {
 				from = selOld

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -212,15 +210,6 @@ func revisionLabelledOnly(p *demo.Plan) *demo.Plan {
 	return out
 }
 
-// planNamespaces lists the plan's namespace names.
-func planNamespaces(p *demo.Plan) []string {
-	out := make([]string, 0, len(p.Namespaces))
-	for _, ns := range p.Namespaces {
-		out = append(out, ns.Name)
-	}
-	return out
-}
-
 // kubectlRun is what the scripted procedure did.
 type kubectlRun struct {
 	took   time.Duration
@@ -252,7 +241,7 @@ func kubectlProcedure(ctx context.Context, kubectl, kubeconfig, rev string, p *d
 		return nil
 	}
 	start := time.Now()
-	for _, ns := range planNamespaces(p) {
+	for _, ns := range p.NamespaceNames() {
 		if err := run("label", "namespace", ns, istio.LabelRev+"="+rev, "--overwrite"); err != nil {
 			return res, err
 		}
@@ -297,41 +286,4 @@ feed:
 	res.writes += int(restarts.Load())
 	res.calls = int(calls.Load())
 	return res, first
-}
-
-// settledProxyImages waits until the namespaces hold exactly want live pods
-// (old ones gone) and counts them by istio-proxy image.
-func settledProxyImages(ctx context.Context, kube kubernetes.Interface, nss []string, want int) (map[string]int, error) {
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		got := map[string]int{}
-		total := 0
-		for _, ns := range nss {
-			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-					continue
-				}
-				img := "(none)"
-				for _, c := range p.Spec.Containers {
-					if c.Name == istio.ProxyContainer {
-						img = c.Image
-					}
-				}
-				got[img]++
-				total++
-			}
-		}
-		if total == want || time.Now().After(deadline) {
-			return got, nil
-		}
-		select {
-		case <-ctx.Done():
-			return got, context.Cause(ctx)
-		case <-time.After(time.Second):
-		}
-	}
 }

@@ -77,7 +77,7 @@ func BenchmarkMigrate(b *testing.B) {
 	if err != nil {
 		b.Fatalf("kubectl procedure after %s: %v", kc.took.Round(time.Millisecond), err)
 	}
-	kcImages, err := settledProxyImages(ctx, setup.kube, planNamespaces(kcPlan), len(kcPlan.Workloads))
+	kcImages, err := demo.SettledProxyImages(ctx, setup.kube, kcPlan.NamespaceNames(), len(kcPlan.Workloads), 3*time.Minute)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func BenchmarkMigrate(b *testing.B) {
 		res = migrateOnce(ctx, b, mr, mrPlan)
 		done = true
 	}
-	mrImages, err := settledProxyImages(ctx, setup.kube, planNamespaces(mrPlan), n)
+	mrImages, err := demo.SettledProxyImages(ctx, setup.kube, mrPlan.NamespaceNames(), n, 3*time.Minute)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,7 +136,7 @@ type migrateResult struct {
 func migrateOnce(ctx context.Context, b *testing.B, c *clients, p *demo.Plan) migrateResult {
 	b.Helper()
 	n := len(p.Workloads)
-	nss := planNamespaces(p)
+	nss := p.NamespaceNames()
 	before := c.writes.Load()
 	start := time.Now()
 	snap, err := inventory.Read(ctx, inventory.Clients{Kube: c.kube, Meta: c.meta}, start)

@@ -25,7 +25,7 @@ import (
 func TestUpgradeBadInput(t *testing.T) {
 	e := newEnv(t)
 	p := e.seed(t, demo.MigrationOptions{Prefix: "badin", Namespaces: 2, Workloads: 6})
-	nss := namespaces(p)
+	nss := p.NamespaceNames()
 	ctx := t.Context()
 
 	// A namespace carrying both injection labels; the default tag makes

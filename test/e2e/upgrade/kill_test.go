@@ -22,7 +22,7 @@ import (
 func TestKilledAndResumed(t *testing.T) {
 	e := newEnv(t)
 	p := e.seed(t, demo.MigrationOptions{Prefix: "killed", Namespaces: 6, Workloads: 200})
-	nss := namespaces(p)
+	nss := p.NamespaceNames()
 	bin := buildMeshroll(t)
 	args := []string{"upgrade", "--to", toVersion, "--from", fromRev, "--name", "killed",
 		"--skip", "install,gateways,tags", "--namespace-only", strings.Join(nss, ","),

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/controlplane"
-	"github.com/meshroll/meshroll/internal/dataplane"
 	"github.com/meshroll/meshroll/internal/demo"
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
@@ -153,15 +151,6 @@ func (e *env) seed(t *testing.T, o demo.MigrationOptions) *demo.Plan {
 	return p
 }
 
-// namespaces lists the plan's namespace names.
-func namespaces(p *demo.Plan) []string {
-	out := make([]string, 0, len(p.Namespaces))
-	for _, ns := range p.Namespaces {
-		out = append(out, ns.Name)
-	}
-	return out
-}
-
 // spec is a MeshUpgrade over the given namespaces.
 func spec(name string, nss []string, waves []v1alpha1.WaveSize, parallelism int) *v1alpha1.MeshUpgrade {
 	return &v1alpha1.MeshUpgrade{
@@ -210,29 +199,6 @@ func (e *env) engine(t *testing.T, gates upgrade.GateRunner, obs upgrade.Observe
 	}
 }
 
-// proxyImages counts live pods of the namespaces by istio-proxy image.
-func (e *env) proxyImages(t *testing.T, nss []string) map[string]int {
-	t.Helper()
-	out := map[string]int{}
-	for _, ns := range nss {
-		pods, err := e.kube.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-				continue
-			}
-			img := dataplane.ProxyImage(&p)
-			if img == "" {
-				img = "(none)"
-			}
-			out[img]++
-		}
-	}
-	return out
-}
-
 // replicaSets counts ReplicaSets per Deployment: every restart makes one, so
 // a workload moved exactly once has exactly two.
 func (e *env) replicaSets(t *testing.T, nss []string) map[string]int {
@@ -254,22 +220,15 @@ func (e *env) replicaSets(t *testing.T, nss []string) map[string]int {
 	return out
 }
 
-// waitPodsSettled waits until no pod of the namespaces is terminating, so
-// image counts see only the final pods.
+// waitPodsSettled counts the namespaces' live pods by proxy image once
+// exactly want of them remain (old pods gone), or after two minutes.
 func (e *env) waitPodsSettled(t *testing.T, nss []string, want int) map[string]int {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		got := e.proxyImages(t, nss)
-		total := 0
-		for _, n := range got {
-			total += n
-		}
-		if total == want || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(500 * time.Millisecond)
+	got, err := demo.SettledProxyImages(t.Context(), e.kube, nss, want, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return got
 }
 
 // describe renders a count map for failure messages.

@@ -25,7 +25,7 @@ import (
 func TestMigrateThousand(t *testing.T) {
 	e := newEnv(t)
 	p := e.seed(t, demo.MigrationOptions{Prefix: "thousand", Namespaces: 20, Workloads: 1000})
-	nss := namespaces(p)
+	nss := p.NamespaceNames()
 	mu := e.start(t, spec("thousand", nss, []v1alpha1.WaveSize{{Count: 10}, {Percent: 25}, {Percent: 100}}, 20), nil)
 	if got := len(mu.Status.Workloads); got != 1000 {
 		t.Fatalf("planned %d workloads, want 1000", got)
@@ -79,7 +79,7 @@ func TestMigrateThousand(t *testing.T) {
 func TestDrill(t *testing.T) {
 	e := newEnv(t)
 	p := e.seed(t, demo.MigrationOptions{Prefix: "drill", Namespaces: 2, Workloads: 10})
-	nss := namespaces(p)
+	nss := p.NamespaceNames()
 	report := filepath.Join(t.TempDir(), "drill.html")
 	kc := sandboxtest.Kubeconfig(t)
 	// A blue/green gateway on the old revision: the drill flips its Service

@@ -27,7 +27,7 @@ import (
 func TestRollbackOnFailedRollout(t *testing.T) {
 	e := newEnv(t)
 	p := e.seed(t, demo.MigrationOptions{Prefix: "failing", Namespaces: 4, Workloads: 40})
-	nss := namespaces(p)
+	nss := p.NamespaceNames()
 	broken := plantUnschedulable(t, e, "failing-broken")
 	nss = append(nss, broken.Namespace)
 
@@ -69,7 +69,7 @@ func TestRollbackOnFailedRollout(t *testing.T) {
 	if imgs := e.waitPodsSettled(t, nss, want); imgs[fromImage] != want {
 		t.Errorf("pods by proxy image after rollback: %s; want all %d on %s", describe(imgs), want, fromImage)
 	}
-	for _, ns := range namespaces(p) {
+	for _, ns := range p.NamespaceNames() {
 		n, err := e.kube.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -155,7 +155,7 @@ func TestRollbackOnPrometheusGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := e.seed(t, demo.MigrationOptions{Prefix: "gated", Namespaces: 2, Workloads: 12})
-	nss := namespaces(p)
+	nss := p.NamespaceNames()
 	// Steady traffic in which one request in five fails, for as long as
 	// the test runs, so rate() over the gate's window sees it.
 	exp.Serve(nss[0], "app-0000", 503, 0)
