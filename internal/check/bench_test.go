@@ -14,7 +14,7 @@ func syntheticSnapshot(n int) *inventory.Snapshot {
 	s.Workloads = nil
 	for i := range n {
 		ns := s.Namespaces[i%len(s.Namespaces)].Name
-		g := inventory.ProxyGroup{Revision: "1-23-2", Image: newImage, Version: "1.23.2", Expected: "1-23-2", Pods: 3}
+		g := inventory.ProxyGroup{Revision: "1-23-2", Image: newImage, WantImage: newImage, Version: "1.23.2", Expected: "1-23-2", Pods: 3}
 		if i%10 == 0 {
 			g.Image, g.Version = oldImage, "1.22.1"
 		}

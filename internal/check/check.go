@@ -5,7 +5,6 @@ import (
 	"sort"
 
 	"github.com/meshroll/meshroll/internal/inventory"
-	"github.com/meshroll/meshroll/internal/istio"
 )
 
 // Severity grades a finding; it decides the exit code.
@@ -32,6 +31,13 @@ const (
 	CodeTerminatedPodsPin        = "terminated-pods-pin"
 	CodeWebhookServiceMissing    = "webhook-service-missing"
 	CodeTagRevisionMissing       = "tag-revision-missing"
+	CodeNamespaceInjectionValue  = "namespace-injection-value-unknown"
+	CodeNamespaceAmbientSidecar  = "namespace-ambient-and-sidecar"
+	CodeNamespaceNotInjected     = "namespace-not-injected"
+	CodeNamespaceInjectedDefault = "namespace-injected-by-default"
+	CodeNamespaceProxiesStale    = "namespace-proxies-stale"
+	CodeProxyImageAuto           = "proxy-image-auto"
+	CodeProxyRevisionUnknown     = "proxy-revision-unknown"
 )
 
 // Finding is one problem with one object.
@@ -48,11 +54,13 @@ type Finding struct {
 	Fix string `json:"fix"`
 }
 
-// Run applies every check to s and returns the findings in a deterministic order.
+// Run applies every check to s and returns the findings in a deterministic
+// order; never nil, so JSON output shows an empty list on a clean mesh.
 func Run(s *inventory.Snapshot) []Finding {
-	var out []Finding
+	out := []Finding{}
 	for _, rule := range [...]func(*inventory.Snapshot) []Finding{
-		namespaceBothLabels, namespaceRevisionMissing, tagRevisionMissing, webhookServiceMissing, workloadFindings,
+		namespaceBothLabels, namespaceInjectionValue, namespaceRevisionMissing, namespaceAmbientSidecar,
+		namespaceInjectionCoverage, tagRevisionMissing, webhookServiceMissing, workloadFindings, namespaceProxiesStale,
 	} {
 		out = append(out, rule(s)...)
 	}
@@ -97,45 +105,6 @@ func object(kind, namespace, name string) string {
 		return kind + "/" + name
 	}
 	return kind + "/" + namespace + "/" + name
-}
-
-func namespaceBothLabels(s *inventory.Snapshot) []Finding {
-	var out []Finding
-	for _, ns := range s.Namespaces {
-		if !ns.HasInjectionLabel || !ns.HasRevLabel {
-			continue
-		}
-		out = append(out, Finding{
-			Code: CodeNamespaceBothLabels, Severity: Warning, Object: object("Namespace", "", ns.Name),
-			Message: fmt.Sprintf("namespace has both %s=%s and %s=%s; %s wins, so the revision label is ignored",
-				istio.LabelInjection, ns.InjectionLabel, istio.LabelRev, ns.RevLabel, istio.LabelInjection),
-			Fix: fmt.Sprintf("kubectl label namespace %s %s-", ns.Name, istio.LabelInjection),
-		})
-	}
-	return out
-}
-
-// namespaceRevisionMissing reports namespaces whose istio.io/rev names no
-// installed revision or tag: no webhook matches them, so every new pod there
-// silently starts without a sidecar (typically left behind by a removed revision).
-func namespaceRevisionMissing(s *inventory.Snapshot) []Finding {
-	inj := s.Injectors()
-	var out []Finding
-	for _, ns := range s.Namespaces {
-		if !ns.HasRevLabel || ns.HasInjectionLabel {
-			continue
-		}
-		if _, ok := inj.Resolve(ns.RevLabel); ok {
-			continue
-		}
-		out = append(out, Finding{
-			Code: CodeNamespaceRevisionMissing, Severity: Error, Object: object("Namespace", "", ns.Name),
-			Message: fmt.Sprintf("namespace label %s=%s names no installed revision or tag: new pods here start without a sidecar",
-				istio.LabelRev, ns.RevLabel),
-			Fix: fmt.Sprintf("kubectl label namespace %s %s=<installed-revision-or-tag> --overwrite", ns.Name, istio.LabelRev),
-		})
-	}
-	return out
 }
 
 func tagRevisionMissing(s *inventory.Snapshot) []Finding {

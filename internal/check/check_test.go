@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/internal/istio"
 )
 
 func TestRunClean(t *testing.T) {
@@ -29,8 +30,8 @@ func TestRun(t *testing.T) {
 			mutate: func(s *inventory.Snapshot) { s.Namespaces[0].RevLabel, s.Namespaces[0].HasRevLabel = "prod", true }},
 		{name: "namespace with only a rev label passes", code: "",
 			mutate: func(s *inventory.Snapshot) {
-				s.Namespaces[0].HasInjectionLabel = false
-				s.Namespaces[0].InjectionLabel = ""
+				s.Namespaces[0] = inventory.Namespace{Name: "legacy", RevLabel: "1-23-2", HasRevLabel: true,
+					Injection: istio.Injection{Injected: true, Revision: "1-23-2", Via: "1-23-2"}}
 			}},
 
 		{name: "pod rev overridden by istio-injection", code: CodePodRevOverridden, object: "Deployment/legacy/web", sev: Warning,
@@ -47,13 +48,20 @@ func TestRun(t *testing.T) {
 			mutate:  func(s *inventory.Snapshot) { s.Namespaces[1].RevLabel = "1-21-0" }},
 		{name: "namespace rev naming a tag passes", code: "",
 			mutate: func(s *inventory.Snapshot) { s.Namespaces[1].RevLabel = "prod" }},
-		{name: "pod rev in unlabelled namespace passes", code: "",
-			mutate: func(s *inventory.Snapshot) { workload(s, "plain", "db").TemplateRev = "1-22-1" }},
+		{name: "pod rev in unlabelled namespace is not overridden", code: CodeNamespaceNotInjected, object: "Namespace/plain", sev: Info,
+			message: "1 pod(s) run without sidecars",
+			mutate: func(s *inventory.Snapshot) {
+				s.Namespaces[2] = inventory.Namespace{Name: "plain", Injection: istio.Injection{Reason: "no injection label"}}
+				workload(s, "plain", "db").TemplateRev = "1-22-1"
+				workload(s, "plain", "db").Proxies[0].ExpectedReason = "no injection label"
+			}},
 
 		{name: "stale proxy", code: CodeProxyStale, object: "Deployment/old/api", sev: Warning, message: "2 pod(s)",
-			mutate: func(s *inventory.Snapshot) { s.Revisions[0].ProxyImage = "docker.io/istio/proxyv2:1.22.2" }},
+			mutate: func(s *inventory.Snapshot) {
+				workload(s, "old", "api").Proxies[0].WantImage = "docker.io/istio/proxyv2:1.22.2"
+			}},
 		{name: "proxy image with unknown injector image passes", code: "",
-			mutate: func(s *inventory.Snapshot) { s.Revisions[0].ProxyImage = "" }},
+			mutate: func(s *inventory.Snapshot) { workload(s, "old", "api").Proxies[0].WantImage = "" }},
 
 		{name: "sidecar missing in injected namespace", code: CodeSidecarMissing, object: "Deployment/prod/shop", sev: Warning, message: "2 pod(s)",
 			mutate: func(s *inventory.Snapshot) {
@@ -80,20 +88,17 @@ func TestRun(t *testing.T) {
 		{name: "proxy newer than its control plane", code: CodeSkewUnsupported, object: "Deployment/old/api", sev: Error, message: "newer",
 			mutate: func(s *inventory.Snapshot) {
 				g := &workload(s, "old", "api").Proxies[0]
-				g.Image, g.Version = "docker.io/istio/proxyv2:1.23.2", "1.23.2"
-				s.Revisions[0].ProxyImage = g.Image
+				g.Image, g.Version, g.WantImage = "docker.io/istio/proxyv2:1.23.2", "1.23.2", "docker.io/istio/proxyv2:1.23.2"
 			}},
 		{name: "proxy three minors behind", code: CodeSkewUnsupported, object: "Deployment/prod/shop", sev: Error, message: "3 minor",
 			mutate: func(s *inventory.Snapshot) {
 				g := &workload(s, "prod", "shop").Proxies[0]
-				g.Image, g.Version = "docker.io/istio/proxyv2:1.20.0", "1.20.0"
-				s.Revisions[1].ProxyImage = g.Image
+				g.Image, g.Version, g.WantImage = "docker.io/istio/proxyv2:1.20.0", "1.20.0", "docker.io/istio/proxyv2:1.20.0"
 			}},
 		{name: "proxy one minor behind is info", code: CodeSkewBehind, object: "Deployment/prod/shop", sev: Info,
 			mutate: func(s *inventory.Snapshot) {
 				g := &workload(s, "prod", "shop").Proxies[0]
-				g.Image, g.Version = oldImage, "1.22.1"
-				s.Revisions[1].ProxyImage = g.Image
+				g.Image, g.Version, g.WantImage = oldImage, "1.22.1", oldImage
 			}},
 
 		{name: "meshed bare pod", code: CodeWorkloadNotRestartable, object: "Pod/prod/debug", sev: Warning, message: "1 meshed pod(s)",
@@ -163,8 +168,8 @@ func TestRunDeterministic(t *testing.T) {
 	s := cleanSnapshot()
 	s.Webhooks[0].ServiceExists = false
 	s.Webhooks[1].ServiceExists = false
-	s.Namespaces[0].HasRevLabel = true
-	s.Revisions[0].ProxyImage = "x"
+	s.Namespaces[0].HasRevLabel, s.Namespaces[0].RevLabel = true, "prod"
+	workload(s, "old", "api").Proxies[0].WantImage = "x"
 	first := Run(s)
 	if len(first) < 4 {
 		t.Fatalf("Run() = %d findings, want at least 4", len(first))

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -29,15 +30,20 @@ const (
 	injectorWebhookSuffix = "sidecar-injector.istio.io"
 	// discoveryContainer is the istiod container that carries the release image.
 	discoveryContainer = "discovery"
+	// meshConfigMap is the mesh config ConfigMap (istio-<rev> for a revision).
+	meshConfigMap = "istio"
 )
 
 // controlPlane is the raw istio-system read, before it becomes snapshot rows.
 type controlPlane struct {
 	deployments []appsv1.Deployment
 	configMaps  []corev1.ConfigMap
-	services    map[string]bool // "ns/name"
-	mutating    []admissionv1.MutatingWebhookConfiguration
-	validating  []admissionv1.ValidatingWebhookConfiguration
+	// meshConfigs are the "mesh" keys of istio[-<rev>] ConfigMaps by name.
+	meshConfigs  map[string]string
+	proxyConfigs []istio.ProxyConfig
+	services     map[string]bool // "ns/name"
+	mutating     []admissionv1.MutatingWebhookConfiguration
+	validating   []admissionv1.ValidatingWebhookConfiguration
 }
 
 // readControlPlane reads the few objects that describe Istio itself. They are
@@ -53,10 +59,19 @@ func readControlPlane(ctx context.Context, c Clients) (*controlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to list configmaps in %q: %w", istio.SystemNamespace, err)
 	}
+	cp.meshConfigs = map[string]string{}
 	for _, cm := range cms.Items {
-		if cm.Name == istio.InjectorConfigMapPrefix || strings.HasPrefix(cm.Name, istio.InjectorConfigMapPrefix+"-") {
+		switch {
+		case cm.Name == istio.InjectorConfigMapPrefix || strings.HasPrefix(cm.Name, istio.InjectorConfigMapPrefix+"-"):
 			cp.configMaps = append(cp.configMaps, cm)
+		case cm.Name == meshConfigMap || strings.HasPrefix(cm.Name, meshConfigMap+"-"):
+			if mesh, ok := cm.Data["mesh"]; ok {
+				cp.meshConfigs[cm.Name] = mesh
+			}
 		}
+	}
+	if cp.proxyConfigs, err = readProxyConfigs(ctx, c); err != nil {
+		return nil, err
 	}
 	mwcs, err := c.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -205,11 +220,18 @@ func (cp *controlPlane) build(s *Snapshot) {
 		}
 		r := get(name)
 		r.ConfigMap = cm.Name
-		img, err := istio.ProxyImage(cm.Data["values"])
+		mesh := meshConfigMap
+		if name != istio.DefaultRevision {
+			mesh += "-" + name
+		}
+		r.ProxyImageType = istio.MeshImageType(cp.meshConfigs[mesh])
+		spec, err := istio.ParseImageSpec(cm.Data["values"])
 		if err != nil {
 			r.ProxyImageError = err.Error()
+			continue
 		}
-		r.ProxyImage = img
+		r.ImageSpec = &spec
+		r.ProxyImage = spec.Image(r.ProxyImageType)
 	}
 	sort.Slice(s.Tags, func(i, j int) bool { return s.Tags[i].Name < s.Tags[j].Name })
 	for _, t := range s.Tags {
@@ -232,6 +254,26 @@ func (cp *controlPlane) build(s *Snapshot) {
 	}
 	sort.Slice(s.Revisions, func(i, j int) bool { return s.Revisions[i].Name < s.Revisions[j].Name })
 	s.Webhooks = cp.webhooks()
+	s.ProxyConfigs = cp.proxyConfigs
+}
+
+// injectorCreated says when each revision's injection became possible: the
+// oldest injector webhook of the revision, or of a tag pointing at it.
+func (cp *controlPlane) injectorCreated() map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, w := range cp.mutating {
+		if !isInjector(w) {
+			continue
+		}
+		rev := w.Labels[istio.LabelRev]
+		if rev == "" {
+			rev = istio.DefaultRevision
+		}
+		if t, ok := out[rev]; !ok || w.CreationTimestamp.Time.Before(t) {
+			out[rev] = w.CreationTimestamp.Time
+		}
+	}
+	return out
 }
 
 // hasAutoWebhook detects the enableNamespacesByDefault webhook ("auto." prefix).

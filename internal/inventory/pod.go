@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"encoding/json"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -44,8 +46,11 @@ type podKey struct {
 	injectLabel optional
 	injectAnno  optional
 	hostNetwork bool
-	revision    string // injecting revision, "" without sidecar
+	revision    string // injecting revision (RevisionUnknown without evidence), "" without sidecar
+	attribution string // the evidence for revision
 	image       string // istio-proxy image, "" without sidecar
+	imageType   istio.ImageTypeChoice
+	pinned      string // sidecar.istio.io/proxyImage, when the injector honours it
 }
 
 // podCount is a podKey's tally.
@@ -58,10 +63,11 @@ type podTally struct {
 	strings interner
 	counts  map[podKey]*podCount
 	total   int
+	evid    *evidence
 }
 
-func newPodTally() *podTally {
-	return &podTally{strings: interner{}, counts: map[podKey]*podCount{}}
+func newPodTally(e *evidence) *podTally {
+	return &podTally{strings: interner{}, counts: map[podKey]*podCount{}, evid: e}
 }
 
 // add records one pod; it retains nothing from the pod but interned strings.
@@ -79,9 +85,19 @@ func (t *podTally) add(pod *corev1.Pod) {
 	key.podRev = internOptional(in, lookup(pod.Labels, istio.LabelRev))
 	key.injectLabel = internOptional(in, lookup(pod.Labels, istio.LabelSidecarInject))
 	key.injectAnno = internOptional(in, lookup(pod.Annotations, istio.AnnotationSidecarInject))
-	if image := proxyImage(pod); image != "" {
-		key.image = in.get(image)
-		key.revision = in.get(injectedRevision(pod.Annotations))
+	if proxy := proxyContainer(pod); proxy != nil {
+		key.image = in.get(proxy.Image)
+		if proxy.Image != istio.AutoImage { // "auto" was never injected: no sidecar runs
+			rev, why := t.evid.attribute(pod, proxy, &key)
+			key.revision, key.attribution = in.get(rev), in.get(why)
+			var configs []istio.ProxyConfig
+			if t.evid != nil {
+				configs = t.evid.proxyConfigs
+			}
+			it := istio.PodImageType(configs, istio.SystemNamespace, pod.Namespace, pod.Labels, pod.Annotations)
+			key.imageType = istio.ImageTypeChoice{Type: in.get(it.Type), Source: in.get(it.Source)}
+			key.pinned = in.get(istio.PinnedImage(pod.Annotations))
+		}
 	}
 	c := t.counts[key]
 	if c == nil {
@@ -102,37 +118,99 @@ func internOptional(in interner, o optional) optional {
 	return o
 }
 
-// proxyImage finds the istio-proxy container, as a regular container or as a
-// native sidecar (init container with restartPolicy Always).
-func proxyImage(pod *corev1.Pod) string {
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == istio.ProxyContainer {
-			return pod.Spec.Containers[i].Image
-		}
-	}
-	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == istio.ProxyContainer {
-			return pod.Spec.InitContainers[i].Image
-		}
-	}
-	return ""
+// proxyContainer finds the istio-proxy container, as a regular container or
+// as a native sidecar (init container with restartPolicy Always).
+func proxyContainer(pod *corev1.Pod) *corev1.Container {
+	return proxyIn(&pod.Spec)
 }
 
-// injectedRevision reads which revision injected a pod: the injection
-// template writes it as the istio.io/rev annotation; older injectors only
-// record it in the sidecar status JSON. Without either, the pod predates
-// revisions and belongs to the default install.
-func injectedRevision(annotations map[string]string) string {
-	if rev := annotations[istio.LabelRev]; rev != "" {
-		return rev
+func proxyIn(spec *corev1.PodSpec) *corev1.Container {
+	for i := range spec.Containers {
+		if spec.Containers[i].Name == istio.ProxyContainer {
+			return &spec.Containers[i]
+		}
 	}
-	if status := annotations[istio.AnnotationSidecarStatus]; status != "" {
+	for i := range spec.InitContainers {
+		if spec.InitContainers[i].Name == istio.ProxyContainer {
+			return &spec.InitContainers[i]
+		}
+	}
+	return nil
+}
+
+// evidence is what the pod read needs to know about the control plane to
+// attribute a sidecar to a revision.
+type evidence struct {
+	injectors    istio.Injectors
+	namespaces   map[string]map[string]string // namespace → injection labels
+	proxyConfigs []istio.ProxyConfig
+	// versions and injectorCreated are per revision: the release its
+	// injector writes and when its injector webhook appeared.
+	versions        map[string]string
+	injectorCreated map[string]time.Time
+}
+
+// attribute names the revision that injected a pod's sidecar and the
+// evidence for it (see the package documentation for the order), or
+// RevisionUnknown with the reason there is none.
+func (e *evidence) attribute(pod *corev1.Pod, proxy *corev1.Container, k *podKey) (rev, why string) {
+	if rev := pod.Annotations[istio.LabelRev]; rev != "" {
+		return rev, EvidenceAnnotation
+	}
+	if status := pod.Annotations[istio.AnnotationSidecarStatus]; status != "" {
 		var s struct {
 			Revision string `json:"revision"`
 		}
 		if json.Unmarshal([]byte(status), &s) == nil && s.Revision != "" {
-			return s.Revision
+			return s.Revision, EvidenceStatus
 		}
 	}
-	return istio.DefaultRevision
+	if rev := discoveryRevision(proxy); rev != "" {
+		return rev, EvidenceDiscovery
+	}
+	if e == nil {
+		return RevisionUnknown, EvidenceNone
+	}
+	inj := e.injectors.Injection(injectionTarget(k, e.namespaces[pod.Namespace]))
+	if !inj.Injected {
+		return RevisionUnknown, EvidenceNone
+	}
+	created, ok := e.injectorCreated[inj.Revision]
+	if ok && created.Before(pod.CreationTimestamp.Time) && e.versions[inj.Revision] != "" &&
+		e.versions[inj.Revision] == istio.ImageVersion(proxy.Image) {
+		return inj.Revision, EvidenceSelection
+	}
+	return RevisionUnknown, EvidenceNone
+}
+
+// discoveryRevision reads the istiod a sidecar talks to from the proxy
+// config the injector writes into its environment (PROXY_CONFIG's
+// discoveryAddress, else CA_ADDR): istiod-<rev>.<ns>.svc:15012 names the
+// revision, a bare istiod the default install.
+func discoveryRevision(proxy *corev1.Container) string {
+	addr := ""
+	for _, env := range proxy.Env {
+		switch env.Name {
+		case "PROXY_CONFIG":
+			var pc struct {
+				DiscoveryAddress string `json:"discoveryAddress"`
+			}
+			if json.Unmarshal([]byte(env.Value), &pc) == nil && pc.DiscoveryAddress != "" {
+				addr = pc.DiscoveryAddress
+			}
+		case "CA_ADDR":
+			if addr == "" {
+				addr = env.Value
+			}
+		}
+	}
+	host, _, _ := strings.Cut(addr, ":")
+	svc, _, _ := strings.Cut(host, ".")
+	switch {
+	case svc == "istiod":
+		return istio.DefaultRevision
+	case strings.HasPrefix(svc, "istiod-") && len(svc) > len("istiod-"):
+		return strings.TrimPrefix(svc, "istiod-")
+	}
+	return ""
 }

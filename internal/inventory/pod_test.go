@@ -8,7 +8,7 @@ import (
 )
 
 func TestPodTallyFolds(t *testing.T) {
-	tally := newPodTally()
+	tally := newPodTally(nil)
 	for i := range 1000 {
 		tally.add(pod("ns", fmt.Sprintf("web-%d", i), "ReplicaSet", "web-1", "1-23-2", img123, corev1.PodRunning, nil))
 	}
@@ -26,8 +26,8 @@ func TestPodTallyFolds(t *testing.T) {
 func TestProxyImageNativeSidecar(t *testing.T) {
 	p := pod("ns", "x", "", "", "", "", corev1.PodRunning, nil)
 	p.Spec.InitContainers = []corev1.Container{{Name: "istio-proxy", Image: img123}}
-	if got := proxyImage(p); got != img123 {
-		t.Errorf("proxyImage() = %q, want %q", got, img123)
+	if got := proxyContainer(p); got == nil || got.Image != img123 {
+		t.Errorf("proxyContainer() = %v, want image %q", got, img123)
 	}
 }
 
@@ -41,7 +41,7 @@ func BenchmarkPodTally(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		tally := newPodTally()
+		tally := newPodTally(nil)
 		for _, p := range pods {
 			tally.add(p)
 		}

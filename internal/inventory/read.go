@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,10 +29,7 @@ const (
 var (
 	gvrNamespaces   = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 	gvrReplicaSets  = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}
-	gvrDeployments  = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-	gvrDaemonSets   = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}
 	gvrJobs         = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
-	gvrCronJobs     = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}
 	errUnexpectedTy = errors.New("unexpected object type in list")
 )
 
@@ -42,15 +38,14 @@ type ref struct {
 	kind, namespace, name string
 }
 
-// owners is the metadata-only view of pod owners, joined to pods at the end.
+// owners is the view of pod owners, joined to pods at the end: metadata for
+// ReplicaSets and Jobs (only their controller matters), a small template
+// summary for the kinds users manage.
 type owners struct {
-	namespaces   map[string]map[string]string // name → istio labels only
-	replicaSets  map[ref]ref                  // ReplicaSet → its controller
-	jobs         map[ref]ref                  // Job → its controller
-	deployments  []ref
-	daemonSets   []ref
-	cronJobs     []ref
-	statefulSets map[ref]bool // StatefulSet → uses OnDelete
+	namespaces  map[string]map[string]string // name → istio labels only
+	replicaSets map[ref]ref                  // ReplicaSet → its controller
+	jobs        map[ref]ref                  // Job → its controller
+	templates   map[ref]*podTemplate         // Deployment, DaemonSet, StatefulSet, CronJob
 }
 
 // Read takes a Snapshot of the cluster behind c. now is recorded as TakenAt.
@@ -65,13 +60,14 @@ func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
 	}
 	s := &Snapshot{TakenAt: now}
 	cp.build(s)
+	inj := s.Injectors()
 
 	// The first failing LIST cancels the others: the snapshot is useless anyway.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		o     = owners{}
-		tally = newPodTally()
+		o     = owners{templates: map[ref]*podTemplate{}}
+		tally *podTally
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		errs  []error
@@ -95,24 +91,31 @@ func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
 	if o.namespaces, err = readNamespaces(ctx, c); err != nil {
 		return nil, err
 	}
+	tally = newPodTally(&evidence{injectors: inj, namespaces: o.namespaces, proxyConfigs: cp.proxyConfigs,
+		versions: revisionVersions(s), injectorCreated: cp.injectorCreated()})
 	run(func() error { return eachPod(ctx, c, sortedKeys(o.namespaces), tally.add) })
 	run(func() (err error) {
 		o.replicaSets, err = readControllers(ctx, c, gvrReplicaSets, "ReplicaSet")
 		return err
 	})
 	run(func() (err error) { o.jobs, err = readControllers(ctx, c, gvrJobs, "Job"); return err })
-	run(func() (err error) { o.deployments, err = readNames(ctx, c, gvrDeployments, "Deployment"); return err })
-	run(func() (err error) { o.daemonSets, err = readNames(ctx, c, gvrDaemonSets, "DaemonSet"); return err })
-	run(func() (err error) { o.cronJobs, err = readNames(ctx, c, gvrCronJobs, "CronJob"); return err })
-	run(func() (err error) { o.statefulSets, err = readStatefulSets(ctx, c); return err })
+	var tmu sync.Mutex
+	for _, read := range templateReaders {
+		run(func() error {
+			return read(ctx, c, func(r ref, t *podTemplate) {
+				tmu.Lock()
+				o.templates[r] = t
+				tmu.Unlock()
+			})
+		})
+	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 
-	inj := s.Injectors()
 	s.Namespaces = namespaces(o.namespaces, inj)
-	s.Workloads = join(tally, &o, inj)
+	s.Workloads = join(tally, &o, inj, s)
 	s.Pods = tally.total
 	return s, nil
 }
@@ -237,7 +240,7 @@ func readNamespaces(ctx context.Context, c Clients) (map[string]map[string]strin
 	out := map[string]map[string]string{}
 	err := eachMeta(ctx, c, gvrNamespaces, func(m *metav1.PartialObjectMetadata) {
 		labels := map[string]string{}
-		for _, k := range [...]string{istio.LabelInjection, istio.LabelRev} {
+		for _, k := range [...]string{istio.LabelInjection, istio.LabelRev, istio.LabelDataplaneMode} {
 			if v, ok := m.Labels[k]; ok {
 				labels[k] = v
 			}
@@ -260,34 +263,6 @@ func readControllers(ctx context.Context, c Clients, gvr schema.GroupVersionReso
 	return out, err
 }
 
-// readNames lists the objects of gvr, so workloads without pods still appear.
-func readNames(ctx context.Context, c Clients, gvr schema.GroupVersionResource, kind string) ([]ref, error) {
-	var out []ref
-	err := eachMeta(ctx, c, gvr, func(m *metav1.PartialObjectMetadata) {
-		out = append(out, ref{kind: kind, namespace: m.Namespace, name: m.Name})
-	})
-	return out, err
-}
-
-// readStatefulSets needs full objects: only the spec says OnDelete.
-func readStatefulSets(ctx context.Context, c Clients) (map[ref]bool, error) {
-	out := map[ref]bool{}
-	err := eachPage(ctx, func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-		return c.Kube.AppsV1().StatefulSets("").List(ctx, opts)
-	}, func(obj runtime.Object) error {
-		sts, ok := obj.(*appsv1.StatefulSet)
-		if !ok {
-			return fmt.Errorf("failed to read statefulset %T: %w", obj, errUnexpectedTy)
-		}
-		out[ref{kind: "StatefulSet", namespace: sts.Namespace, name: sts.Name}] = sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("failed to list %s: %w", "statefulsets", err)
-	}
-	return out, nil
-}
-
 func namespaces(labels map[string]map[string]string, inj istio.Injectors) []Namespace {
 	out := make([]Namespace, 0, len(labels))
 	for name, l := range labels {
@@ -298,9 +273,23 @@ func namespaces(labels map[string]map[string]string, inj istio.Injectors) []Name
 			HasInjectionLabel: inject.set,
 			RevLabel:          rev.value,
 			HasRevLabel:       rev.set,
+			DataplaneMode:     l[istio.LabelDataplaneMode],
 			Injection:         inj.Injection(istio.InjectionTarget{Namespace: name, NamespaceLabels: l}),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// revisionVersions maps each revision to the release its injector writes.
+func revisionVersions(s *Snapshot) map[string]string {
+	out := map[string]string{}
+	for _, r := range s.Revisions {
+		v := istio.ImageVersion(r.ProxyImage)
+		if v == "" {
+			v = r.Version
+		}
+		out[r.Name] = v
+	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -48,6 +49,14 @@ func mutating(name, rev, tag, svc string) *admissionv1.MutatingWebhookConfigurat
 			ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{
 				Namespace: "istio-system", Name: svc, Path: ptr.To("/inject"), Port: ptr.To[int32](443)}}}},
 	}
+}
+
+// workloadDeployment is a Deployment whose pod template carries labels.
+func workloadDeployment(ns, name string, labels map[string]string, replicas int32) *appsv1.Deployment {
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}}}
 }
 
 func namespaceMeta(name string, labels map[string]string) *metav1.PartialObjectMetadata {
@@ -94,6 +103,11 @@ func fixtureClients() Clients {
 		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"},
 			Spec: appsv1.StatefulSetSpec{UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}}},
 		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "cache", Namespace: "shop"}},
+		workloadDeployment("shop", "web", map[string]string{"istio.io/rev": "1-23-2"}, 3),
+		workloadDeployment("prod", "api", nil, 1),
+		workloadDeployment("prod", "idle", nil, 0),
+		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "plain"}},
+		&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "report", Namespace: "prod"}},
 
 		pod("shop", "web-a", "ReplicaSet", "web-1", "1-22-1", img122, corev1.PodRunning, map[string]string{"istio.io/rev": "1-23-2"}),
 		pod("shop", "web-b", "ReplicaSet", "web-1", "1-22-1", img122, corev1.PodRunning, map[string]string{"istio.io/rev": "1-23-2"}),
@@ -115,13 +129,8 @@ func fixtureClients() Clients {
 		ownedMeta("apps/v1", "ReplicaSet", "shop", "web-1", "Deployment", "web"),
 		ownedMeta("apps/v1", "ReplicaSet", "shop", "web-2", "Deployment", "web"),
 		ownedMeta("apps/v1", "ReplicaSet", "prod", "api-1", "Deployment", "api"),
-		ownedMeta("apps/v1", "Deployment", "shop", "web", "", ""),
-		ownedMeta("apps/v1", "Deployment", "prod", "api", "", ""),
-		ownedMeta("apps/v1", "Deployment", "prod", "idle", "", ""),
-		ownedMeta("apps/v1", "DaemonSet", "plain", "agent", "", ""),
 		ownedMeta("batch/v1", "Job", "prod", "report-1", "CronJob", "report"),
 		ownedMeta("batch/v1", "Job", "prod", "once", "", ""),
-		ownedMeta("batch/v1", "CronJob", "prod", "report", "", ""),
 	}
 	scheme := metafake.NewTestScheme()
 	_ = metav1.AddMetaToScheme(scheme)

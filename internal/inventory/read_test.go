@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/meshroll/meshroll/internal/istio"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	metafake "k8s.io/client-go/metadata/fake"
@@ -40,10 +42,12 @@ func TestRead(t *testing.T) {
 	wantRevs := []Revision{
 		{Name: "1-22-1", Version: "1.22.1", Image: "docker.io/istio/pilot:1.22.1", Deployment: "istiod-1-22-1", ReadyReplicas: 1, DesiredReplicas: 1,
 			InjectorWebhooks: []string{"istio-sidecar-injector-1-22-1"}, ConfigMap: "istio-sidecar-injector-1-22-1", ProxyImage: img122,
-			Tags: []string{"default"}, Default: true, Service: "istiod-1-22-1", ServiceExists: true},
+			ImageSpec: &istio.ImageSpec{Hub: "docker.io/istio", Name: "proxyv2", Tag: "1.22.1"},
+			Tags:      []string{"default"}, Default: true, Service: "istiod-1-22-1", ServiceExists: true},
 		{Name: "1-23-2", Version: "1.23.2", Image: "docker.io/istio/pilot:1.23.2", Deployment: "istiod-1-23-2", ReadyReplicas: 0, DesiredReplicas: 1,
 			InjectorWebhooks: []string{"istio-sidecar-injector-1-23-2"}, ConfigMap: "istio-sidecar-injector-1-23-2", ProxyImage: img123,
-			Tags: []string{"prod"}, Service: "istiod-1-23-2", ServiceExists: true},
+			ImageSpec: &istio.ImageSpec{Hub: "docker.io/istio", Name: "proxyv2", Tag: "1.23.2"},
+			Tags:      []string{"prod"}, Service: "istiod-1-23-2", ServiceExists: true},
 	}
 	if diff := cmp.Diff(wantRevs, s.Revisions); diff != "" {
 		t.Errorf("Revisions (-want +got):\n%s", diff)
@@ -90,20 +94,26 @@ func TestRead(t *testing.T) {
 		}
 		got = append(got, row{w.Kind, w.Namespace, w.Name, w.Restartable, w.TemplateRev, w.Proxies})
 	}
+	on := func(rev, img string, pods, terminated int) []ProxyGroup {
+		return []ProxyGroup{{Revision: rev, Attribution: EvidenceAnnotation, Image: img, WantImage: img, Version: istio.ImageVersion(img),
+			Expected: rev, Pods: pods, Terminated: terminated}}
+	}
 	want := []row{
+		{"Deployment", "istio-system", "istiod-1-22-1", true, "", nil},
+		{"Deployment", "istio-system", "istiod-1-23-2", true, "", nil},
 		{"DaemonSet", "plain", "agent", true, "", []ProxyGroup{{Pods: 1}}},
 		{"Rollout", "plain", "roll", false, "", []ProxyGroup{{Pods: 1}}},
-		{"CronJob", "prod", "report", false, "", []ProxyGroup{{Revision: "1-23-2", Image: img123, Version: "1.23.2", Expected: "1-23-2", Terminated: 1}}},
-		{"Deployment", "prod", "api", true, "", []ProxyGroup{{Revision: "1-23-2", Image: img123, Version: "1.23.2", Expected: "1-23-2", Pods: 1}}},
+		{"CronJob", "prod", "report", false, "", on("1-23-2", img123, 0, 1)},
+		{"Deployment", "prod", "api", true, "", on("1-23-2", img123, 1, 0)},
 		{"Deployment", "prod", "idle", true, "", nil},
-		{"Job", "prod", "once", false, "", []ProxyGroup{{Revision: "1-23-2", Image: img123, Version: "1.23.2", Expected: "1-23-2", Terminated: 1}}},
-		{"Deployment", "shop", "web", true, "1-23-2", []ProxyGroup{{Revision: "1-22-1", Image: img122, Version: "1.22.1", Expected: "1-22-1", Pods: 3}}},
+		{"Job", "prod", "once", false, "", on("1-23-2", img123, 0, 1)},
+		{"Deployment", "shop", "web", true, "1-23-2", on("1-22-1", img122, 3, 0)},
 		{"Pod", "shop", "optout", false, "", []ProxyGroup{{}}},
 		{"StatefulSet", "shop", "cache", true, "", []ProxyGroup{{Expected: "1-22-1", Pods: 1}}},
-		{"StatefulSet", "shop", "db", false, "", []ProxyGroup{{Revision: "1-22-1", Image: img122, Version: "1.22.1", Expected: "1-22-1", Pods: 1}}},
+		{"StatefulSet", "shop", "db", false, "", on("1-22-1", img122, 1, 0)},
 	}
 	// Pod counts are checked separately for the opted-out pod (its group has Pods: 1).
-	want[7].Proxies[0].Pods = 1
+	want[9].Proxies[0].Pods = 1
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(ProxyGroup{}, "ExpectedReason")); diff != "" {
 		t.Errorf("Workloads (-want +got):\n%s", diff)
 	}
@@ -129,23 +139,6 @@ func TestSummary(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Summary() (-want +got):\n%s", diff)
-	}
-}
-
-func TestInjectedRevision(t *testing.T) {
-	tests := []struct {
-		ann  map[string]string
-		want string
-	}{
-		{map[string]string{"istio.io/rev": "1-23-2"}, "1-23-2"},
-		{map[string]string{"sidecar.istio.io/status": `{"revision":"canary","containers":["istio-proxy"]}`}, "canary"},
-		{map[string]string{"sidecar.istio.io/status": `not json`}, "default"},
-		{nil, "default"},
-	}
-	for _, tt := range tests {
-		if got := injectedRevision(tt.ann); got != tt.want {
-			t.Errorf("injectedRevision(%v) = %q, want %q", tt.ann, got, tt.want)
-		}
 	}
 }
 

@@ -26,6 +26,9 @@ type Snapshot struct {
 	Workloads []Workload `json:"workloads"`
 	// Webhooks are Istio's mutating and validating webhook configurations, sorted by kind and name.
 	Webhooks []Webhook `json:"webhooks"`
+	// ProxyConfigs are the networking.istio.io ProxyConfig resources that set
+	// an image type, sorted by namespace and name.
+	ProxyConfigs []istio.ProxyConfig `json:"proxyConfigs,omitempty"`
 	// Pods counts every pod seen, terminated ones included.
 	Pods int `json:"pods"`
 	// TakenAt is when the read started, as passed in by the caller.
@@ -54,6 +57,12 @@ type Revision struct {
 	ProxyImage string `json:"proxyImage,omitempty"`
 	// ProxyImageError says why ProxyImage could not be computed.
 	ProxyImageError string `json:"proxyImageError,omitempty"`
+	// ImageSpec is what the injector builds images from; pods that override
+	// the image type or pin an image get another image from the same spec.
+	ImageSpec *istio.ImageSpec `json:"imageSpec,omitempty"`
+	// ProxyImageType is defaultConfig.image.imageType of the revision's mesh
+	// config ("" when unset): the image type of pods that set none.
+	ProxyImageType string `json:"proxyImageType,omitempty"`
 	// Tags are the revision tags pointing at this revision, sorted.
 	Tags []string `json:"tags,omitempty"`
 	// Default is true when the default injector points at this revision.
@@ -86,6 +95,8 @@ type Namespace struct {
 	// HasInjectionLabel and HasRevLabel tell an empty label from a missing one.
 	HasInjectionLabel bool `json:"hasInjectionLabel,omitempty"`
 	HasRevLabel       bool `json:"hasRevLabel,omitempty"`
+	// DataplaneMode is the istio.io/dataplane-mode label ("ambient"), "" when absent.
+	DataplaneMode string `json:"dataplaneMode,omitempty"`
 	// Injection is what a pod without injection labels of its own would get here.
 	Injection istio.Injection `json:"injection"`
 }
@@ -101,10 +112,14 @@ type Workload struct {
 	Restartable bool `json:"restartable"`
 	// RestartReason says why (or why not).
 	RestartReason string `json:"restartReason"`
-	// TemplateRev is the istio.io/rev label of the workload's pods (the
+	// TemplateRev is the istio.io/rev label of the workload's pod template
+	// (for a bare Pod or an unknown controller: of most of its pods; the
 	// injector writes the revision as an annotation, so the label is the
 	// template's); "" when absent.
 	TemplateRev string `json:"templateRev,omitempty"`
+	// Template is what the workload's pod template says about injection;
+	// nil for bare Pods and controllers meshroll does not read.
+	Template *Template `json:"template,omitempty"`
 	// Proxies aggregates the workload's pods by sidecar.
 	Proxies []ProxyGroup `json:"proxies,omitempty"`
 }
@@ -123,10 +138,33 @@ type ProxyGroup struct {
 	Expected string `json:"expected,omitempty"`
 	// ExpectedReason explains Expected.
 	ExpectedReason string `json:"expectedReason,omitempty"`
+	// Attribution is the evidence for Revision (one of the Evidence*
+	// constants); "" for pods without a sidecar.
+	Attribution string `json:"attribution,omitempty"`
+	// WantImage is the image Revision's injector would give these pods now,
+	// with their own overrides (pinned image, image type) applied; "" when
+	// it cannot be known. A sidecar running another image is stale.
+	WantImage string `json:"wantImage,omitempty"`
+	// WantImageReason says which override decided WantImage ("" for none).
+	WantImageReason string `json:"wantImageReason,omitempty"`
 	// Pods counts pods that are not terminated.
 	Pods int `json:"pods"`
 	// Terminated counts Succeeded/Failed pods: they keep a revision in use until deleted.
 	Terminated int `json:"terminated,omitempty"`
+}
+
+// Template is the part of a workload's pod template that decides what its
+// next pod gets: it matters for workloads with no pods (scaled to zero, a
+// CronJob between runs) and for gateways whose template relies on injection.
+type Template struct {
+	// ProxyImage is the istio-proxy container image the template names:
+	// istio.AutoImage for gateway-style injection, an image for a template
+	// injected by hand, "" when the template has no istio-proxy container.
+	ProxyImage string `json:"proxyImage,omitempty"`
+	// Injection is what a pod created from the template now would get.
+	Injection istio.Injection `json:"injection"`
+	// Replicas is spec.replicas (nil for kinds without it).
+	Replicas *int32 `json:"replicas,omitempty"`
 }
 
 // Webhook is one Istio webhook configuration and the Service it calls.
@@ -145,6 +183,25 @@ type Webhook struct {
 	// ServiceExists is false when the target Service is missing.
 	ServiceExists bool `json:"serviceExists"`
 }
+
+// RevisionUnknown is ProxyGroup.Revision for a sidecar no evidence ties to a
+// revision. The parentheses keep it from ever naming a real revision.
+const RevisionUnknown = "(unknown)"
+
+// Evidence for a ProxyGroup's revision, strongest first.
+const (
+	// EvidenceAnnotation: the istio.io/rev annotation the injector writes.
+	EvidenceAnnotation = "annotation istio.io/rev"
+	// EvidenceStatus: the revision in the sidecar.istio.io/status annotation.
+	EvidenceStatus = "annotation sidecar.istio.io/status"
+	// EvidenceDiscovery: the istiod-<rev> Service in the proxy's discovery address.
+	EvidenceDiscovery = "discovery address"
+	// EvidenceSelection: the pod's injection selects the revision, whose
+	// injector predates the pod and injects this proxy's version.
+	EvidenceSelection = "injection selection"
+	// EvidenceNone: nothing ties the sidecar to a revision.
+	EvidenceNone = "no evidence"
+)
 
 // Revision returns the named revision, or nil.
 func (s *Snapshot) Revision(name string) *Revision {

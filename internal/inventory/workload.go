@@ -25,7 +25,7 @@ type workloadAcc struct {
 }
 
 type groupKey struct {
-	revision, image, expected, reason string
+	revision, attribution, image, want, wantWhy, expected, reason string
 }
 
 // workloadOf walks a pod's controller chain up to the object a user manages:
@@ -50,15 +50,20 @@ func workloadOf(k *podKey, o *owners) ref {
 // restartability says whether `kubectl rollout restart` would replace every
 // pod of a workload, which is how meshroll moves pods to a new revision.
 func restartability(r ref, o *owners) (bool, string) {
+	t := o.templates[r]
 	switch r.kind {
-	case KindDeployment, KindDaemonSet:
-		return true, "rollout restart replaces every pod of a " + r.kind
+	case KindDeployment:
+		return true, "rollout restart replaces every pod of a Deployment"
+	case KindDaemonSet:
+		if t != nil && t.onDelete {
+			return false, "DaemonSet uses updateStrategy OnDelete: pods are replaced only when deleted"
+		}
+		return true, "rollout restart replaces every pod of a DaemonSet"
 	case KindStatefulSet:
-		onDelete, found := o.statefulSets[ref{kind: KindStatefulSet, namespace: r.namespace, name: r.name}]
 		switch {
-		case !found:
+		case t == nil:
 			return false, "StatefulSet not found"
-		case onDelete:
+		case t.onDelete:
 			return false, "StatefulSet uses updateStrategy OnDelete: pods are replaced only when deleted"
 		}
 		return true, "rollout restart replaces every pod of a RollingUpdate StatefulSet"
@@ -75,7 +80,7 @@ func restartability(r ref, o *owners) (bool, string) {
 }
 
 // join turns pod tallies and owners into sorted workloads.
-func join(t *podTally, o *owners, inj istio.Injectors) []Workload {
+func join(t *podTally, o *owners, inj istio.Injectors, s *Snapshot) []Workload {
 	accs := map[ref]*workloadAcc{}
 	get := func(r ref) *workloadAcc {
 		a := accs[r]
@@ -90,22 +95,19 @@ func join(t *podTally, o *owners, inj istio.Injectors) []Workload {
 		}
 		return a
 	}
-	for _, list := range [...][]ref{o.deployments, o.daemonSets, o.cronJobs} {
-		for _, r := range list {
-			get(r)
-		}
-	}
-	for r := range o.statefulSets {
+	for r := range o.templates {
 		get(r)
 	}
 	for k, c := range t.counts {
 		a := get(workloadOf(&k, o))
 		expect := inj.Injection(injectionTarget(&k, o.namespaces[k.namespace]))
-		gk := groupKey{revision: k.revision, image: k.image, expected: expect.Revision, reason: expect.Reason}
+		want, wantWhy := wantImage(s.Revision(k.revision), &k)
+		gk := groupKey{revision: k.revision, attribution: k.attribution, image: k.image, want: want, wantWhy: wantWhy,
+			expected: expect.Revision, reason: expect.Reason}
 		g := a.groups[gk]
 		if g == nil {
-			g = &ProxyGroup{Revision: k.revision, Image: k.image, Version: istio.ImageVersion(k.image),
-				Expected: expect.Revision, ExpectedReason: expect.Reason}
+			g = &ProxyGroup{Revision: k.revision, Attribution: k.attribution, Image: k.image, Version: istio.ImageVersion(k.image),
+				WantImage: want, WantImageReason: wantWhy, Expected: expect.Revision, ExpectedReason: expect.Reason}
 			a.groups[gk] = g
 		}
 		g.Pods += c.pods
@@ -115,8 +117,13 @@ func join(t *podTally, o *owners, inj istio.Injectors) []Workload {
 		}
 	}
 	out := make([]Workload, 0, len(accs))
-	for _, a := range accs {
+	for r, a := range accs {
 		a.w.TemplateRev = majority(a.revVote)
+		if tp := o.templates[r]; tp != nil {
+			a.w.TemplateRev = tp.rev.value
+			a.w.Template = &Template{ProxyImage: tp.proxyImage, Replicas: tp.replicas,
+				Injection: inj.Injection(injectionTarget(tp.key(r.namespace), o.namespaces[r.namespace]))}
+		}
 		for _, g := range a.groups {
 			a.w.Proxies = append(a.w.Proxies, *g)
 		}
@@ -127,6 +134,9 @@ func join(t *podTally, o *owners, inj istio.Injectors) []Workload {
 			}
 			if p.Image != q.Image {
 				return p.Image < q.Image
+			}
+			if p.WantImage != q.WantImage {
+				return p.WantImage < q.WantImage
 			}
 			if p.Expected != q.Expected {
 				return p.Expected < q.Expected
@@ -174,4 +184,25 @@ func majority(votes map[string]int) string {
 		}
 	}
 	return best
+}
+
+// wantImage is the image rev's injector would write into a pod with k's
+// overrides now, and which override decided it; "" when rev is unknown or
+// its injector values could not be read.
+func wantImage(rev *Revision, k *podKey) (image, why string) {
+	if k.pinned != "" {
+		return k.pinned, "pinned by annotation " + istio.AnnotationProxyImage
+	}
+	if rev == nil || rev.ImageSpec == nil {
+		return "", ""
+	}
+	imageType, source := k.imageType.Type, k.imageType.Source
+	if imageType == "" && rev.ProxyImageType != "" {
+		imageType, source = rev.ProxyImageType, "mesh config defaultConfig.image.imageType"
+	}
+	image = rev.ImageSpec.Image(imageType)
+	if image != rev.ProxyImage {
+		why = "image type " + imageType + " from " + source
+	}
+	return image, why
 }

@@ -17,6 +17,18 @@ const (
 	// AnnotationSidecarStatus is written by the injector on every injected pod;
 	// its JSON carries the revision that injected it.
 	AnnotationSidecarStatus = "sidecar.istio.io/status"
+	// AnnotationProxyImage pins a pod's sidecar image (honoured only as a
+	// full reference containing "/").
+	AnnotationProxyImage = "sidecar.istio.io/proxyImage"
+	// AnnotationProxyImageType overrides the image type (distroless, debug,
+	// default) for one pod, over every ProxyConfig.
+	AnnotationProxyImageType = "sidecar.istio.io/proxyImageType"
+	// AnnotationProxyConfig is a pod's inline ProxyConfig (YAML or JSON).
+	AnnotationProxyConfig = "proxy.istio.io/config"
+	// LabelDataplaneMode puts a namespace or pod in ambient mode ("ambient").
+	LabelDataplaneMode = "istio.io/dataplane-mode"
+	// DataplaneModeAmbient is LabelDataplaneMode's ambient value.
+	DataplaneModeAmbient = "ambient"
 	// LabelOperatorComponent names the component (Pilot, Base, IngressGateways) of installed objects.
 	LabelOperatorComponent = "operator.istio.io/component"
 
