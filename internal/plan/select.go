@@ -90,10 +90,7 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 		return Selected{}, fmt.Errorf("source revision %q is neither installed nor running any proxy; pick one from `meshroll revision list`", from)
 	}
 	inj := s.Injectors()
-	staleImage := ""
-	if from == to {
-		staleImage = s.Revision(to).ProxyImage
-	}
+	stale := from == to
 	excludedNS := toSet(sel.ExcludeNamespaces)
 	excludedWL := toSet(sel.ExcludeWorkloads)
 	wantNS := toSet(sel.Namespaces)
@@ -111,7 +108,10 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 		pods, onFrom := 0, false
 		for _, p := range w.Proxies {
 			pods += p.Pods
-			if p.Pods > 0 && p.Revision == from && (staleImage == "" || p.Image != staleImage) {
+			// In stale-sidecar mode only pods whose image differs from what
+			// their revision injects into them now (pins and image types
+			// included) move; a pinned or distroless sidecar is not stale.
+			if p.Pods > 0 && p.Revision == from && (!stale || (p.WantImage != "" && p.Image != p.WantImage)) {
 				onFrom = true
 			}
 		}
@@ -166,10 +166,10 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 func classify(ns *inventory.Namespace, w *inventory.Workload, from, to string, inj istio.Injectors) (mech, via, conflict string) {
 	ref := WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
 	switch {
-	case ns != nil && ns.HasRevLabel && ns.HasInjectionLabel:
-		return "", "", fmt.Sprintf("namespace %s has both istio-injection=%s and istio.io/rev=%s (`kubectl label namespace %s istio-injection-`, or --exclude-namespace %s)", ns.Name, ns.InjectionLabel, ns.RevLabel, ns.Name, ns.Name)
 	case ns != nil && ns.HasInjectionLabel && ns.InjectionLabel != "enabled":
 		return "", "", fmt.Sprintf("namespace %s has istio-injection=%s but its pods run %s: a restart would remove their sidecars instead of moving them (fix the label, or --exclude-namespace %s)", ns.Name, ns.InjectionLabel, from, ns.Name)
+	case ns != nil && ns.HasRevLabel && ns.HasInjectionLabel:
+		return "", "", fmt.Sprintf("namespace %s has both istio-injection=%s and istio.io/rev=%s: istio-injection wins and the revision label is ignored (`kubectl label namespace %s istio.io/rev-`, or --exclude-namespace %s)", ns.Name, ns.InjectionLabel, ns.RevLabel, ns.Name, ns.Name)
 	case from == to:
 		return MechanismRestart, to, ""
 	case ns != nil && ns.HasRevLabel:

@@ -67,7 +67,7 @@ func nsBoth(name, v string) inventory.Namespace {
 func deploy(ns, name, rev string, pods int) inventory.Workload {
 	return inventory.Workload{
 		Kind: "Deployment", Namespace: ns, Name: name, Restartable: true, RestartReason: "rolling update",
-		Proxies: []inventory.ProxyGroup{{Revision: rev, Image: proxyImage(rev), Pods: pods}},
+		Proxies: []inventory.ProxyGroup{{Revision: rev, Image: proxyImage(rev), WantImage: proxyImage(rev), Pods: pods}},
 	}
 }
 

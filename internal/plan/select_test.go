@@ -181,11 +181,27 @@ func TestSelect(t *testing.T) {
 			wls: []inventory.Workload{
 				deploy("shop", "current", selNew, 2),
 				proxies(deploy("shop", "stale", selNew, 0),
-					inventory.ProxyGroup{Revision: selNew, Image: proxyImage(selNew), Pods: 1},
-					inventory.ProxyGroup{Revision: selNew, Image: "docker.io/istio/proxyv2:1.24.1", Pods: 1}),
+					inventory.ProxyGroup{Revision: selNew, Image: proxyImage(selNew), WantImage: proxyImage(selNew), Pods: 1},
+					inventory.ProxyGroup{Revision: selNew, Image: "docker.io/istio/proxyv2:1.24.1", WantImage: proxyImage(selNew), Pods: 1}),
 				deploy("shop", "other", selOld, 2),
 			},
 			wantMoves: []moveView{mv("shop", "stale", MechanismRestart, selNew, 2)},
+		},
+		{
+			// A pinned or distroless sidecar runs exactly what its injector
+			// gives it: restarting it changes nothing (#14 defects 2 and 4).
+			name: "from == to leaves pinned and distroless sidecars alone",
+			from: selNew, to: selNew,
+			nss:  []inventory.Namespace{nsRev("shop", selNew)},
+			wls: []inventory.Workload{
+				proxies(deploy("shop", "pinned", selNew, 0),
+					inventory.ProxyGroup{Revision: selNew, Image: "my.registry/proxy:1.0", WantImage: "my.registry/proxy:1.0", Pods: 1}),
+				proxies(deploy("shop", "distroless", selNew, 0),
+					inventory.ProxyGroup{Revision: selNew, Image: proxyImage(selNew) + "-distroless", WantImage: proxyImage(selNew) + "-distroless", Pods: 1}),
+				proxies(deploy("shop", "stale", selNew, 0),
+					inventory.ProxyGroup{Revision: selNew, Image: "docker.io/istio/proxyv2:1.24.1", WantImage: proxyImage(selNew), Pods: 1}),
+			},
+			wantMoves: []moveView{mv("shop", "stale", MechanismRestart, selNew, 1)},
 		},
 		{
 			name: "from == to with every sidecar current selects nothing",
