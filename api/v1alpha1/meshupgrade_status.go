@@ -77,6 +77,7 @@ const (
 	PhasePending     Phase = "Pending"
 	PhaseMigrating   Phase = "Migrating"
 	PhaseGating      Phase = "Gating"
+	PhaseBaking      Phase = "Baking"
 	PhasePaused      Phase = "Paused"
 	PhaseRollingBack Phase = "RollingBack"
 	PhaseSucceeded   Phase = "Succeeded"
@@ -107,6 +108,7 @@ const (
 	ReasonGateFailed     = "GateFailed"
 	ReasonRolloutFailed  = "RolloutFailed"
 	ReasonPaused         = "Paused"
+	ReasonBaking         = "Baking"
 	ReasonAllMigrated    = "AllMigrated"
 	ReasonRollbackDone   = "RollbackDone"
 	ReasonRollbackFailed = "RollbackFailed"
@@ -205,6 +207,11 @@ type GateResult struct {
 	Name   string      `json:"name"`
 	Passed bool        `json:"passed"`
 	At     metav1.Time `json:"at"`
+	// AfterBake is true for the verdicts taken at the end of the wave's
+	// bake, false for those taken right after its moves; the engine tells
+	// a bake that is due from one that is over by it.
+	// +optional
+	AfterBake bool `json:"afterBake,omitempty"`
 	// Evidence says what was measured against what.
 	Evidence string `json:"evidence"`
 }

@@ -50,8 +50,9 @@ type MeshUpgradeSpec struct {
 	Selection Selection `json:"selection,omitempty"`
 	// Strategy cuts the migration into waves.
 	Strategy Strategy `json:"strategy"`
-	// Gates run after every wave; the next wave starts only when all pass.
-	// Readiness of everything moved is always checked first.
+	// Gates run after every wave, the last included; the next wave (or, after
+	// the last, the end of the run) comes only when all pass. Readiness of
+	// everything moved is always checked first.
 	// +optional
 	Gates []Gate `json:"gates,omitempty"`
 	// PrometheusURL is the Prometheus server Prometheus gates query.
@@ -112,9 +113,18 @@ type Strategy struct {
 	// Parallelism is how many workloads restart at once inside a wave.
 	// +kubebuilder:validation:Minimum=1
 	Parallelism int `json:"parallelism"`
-	// PauseBetweenWaves is waited after a wave's gates pass.
+	// PauseBetweenWaves is waited after a wave's gates pass, before the next
+	// wave starts (never after the last wave).
 	// +optional
 	PauseBetweenWaves metav1.Duration `json:"pauseBetweenWaves,omitempty"`
+	// Bake is the soak time after every wave, the last included: once a
+	// wave's gates pass, its workloads run for Bake, then readiness and the
+	// gates are checked again. The run succeeds (and the old revision may be
+	// pruned) only after the last wave's bake. Problems that take a while to
+	// show (leaks, slow error build-up, an operator noticing) surface while
+	// the old revision still serves as the way back. 0 disables the soak.
+	// +optional
+	Bake metav1.Duration `json:"bake,omitempty"`
 	// RolloutTimeout bounds one workload's rollout; exceeding it fails the
 	// workload (default 5m).
 	// +optional

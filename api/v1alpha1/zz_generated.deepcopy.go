@@ -378,6 +378,7 @@ func (in *Strategy) DeepCopyInto(out *Strategy) {
 		copy(*out, *in)
 	}
 	out.PauseBetweenWaves = in.PauseBetweenWaves
+	out.Bake = in.Bake
 	out.RolloutTimeout = in.RolloutTimeout
 }
 

@@ -77,11 +77,11 @@ func serveAssignmentsOn(ctx context.Context, kube kubernetes.Interface, store up
 	}
 	table := webhook.NewTable()
 	refresh := func(ctx context.Context) error {
-		mus, err := store.List(ctx)
+		m, err := upgrade.LoadAssignments(ctx, store, kube)
 		if err != nil {
 			return err
 		}
-		table.Replace(upgrade.Assignments(mus))
+		table.Replace(m)
 		return nil
 	}
 	if err := refresh(ctx); err != nil {

@@ -1,12 +1,16 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -158,4 +162,31 @@ func Judge(obj any) (Rollout, int64) {
 		return DaemonSetRollout(o), o.Generation
 	}
 	return Rollout{Failed: fmt.Sprintf("unsupported object %T", obj)}, 0
+}
+
+// Ref names one workload the watcher caches.
+type Ref struct {
+	Kind, Namespace, Name string
+}
+
+// Labelled lists the cached workloads whose meshroll.io/upgrade label names
+// upgrade, sorted by kind, namespace and name. Rollback uses it to find what
+// an upgrade moved even when its record of the move was lost (a status write
+// that failed or was overwritten): the label is written in the same patch as
+// the move itself, so the cluster never forgets it.
+func (w *Watcher) Labelled(upgrade string) []Ref {
+	var out []Ref
+	for _, kind := range []string{"DaemonSet", "Deployment", "StatefulSet"} {
+		for _, obj := range w.informer(kind).GetStore().List() {
+			m, err := meta.Accessor(obj)
+			if err != nil || m.GetLabels()[LabelUpgrade] != upgrade {
+				continue
+			}
+			out = append(out, Ref{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
+		}
+	}
+	slices.SortFunc(out, func(a, b Ref) int {
+		return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	return out
 }

@@ -31,7 +31,9 @@ type Observer interface {
 // in the controller. It keeps all state in the MeshUpgrade status, so a run
 // killed at any point resumes from what the cluster records.
 type Engine struct {
-	Store Store
+	// Store holds the run's record; Store (the cluster) in production, a
+	// wrapper or an in-memory record in tests.
+	Store StatusStore
 	Kube  kubernetes.Interface
 	// Gates evaluates configured gates; nil fails any configured gate.
 	Gates GateRunner
@@ -45,8 +47,12 @@ type Engine struct {
 	// Now is the clock (tests pass a fake one); nil is time.Now.
 	Now func() time.Time
 	// FlushEvery bounds how often progress is written to the status while
-	// workloads move (default 1 s); phase changes are written at once.
+	// workloads move (default 1 s); phase changes and intents are written
+	// at once.
 	FlushEvery time.Duration
+	// PollEvery is how often a pause or a bake rereads the MeshUpgrade to
+	// notice a requested rollback (default 2 s).
+	PollEvery time.Duration
 }
 
 // ErrHalted is returned when a run stopped for an operator; ErrRolledBack
@@ -154,12 +160,7 @@ func (r *run) loop(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
 		}
-		var lastDone time.Time
-		if st.LastWaveDoneAt != nil {
-			lastDone = st.LastWaveDoneAt.Time
-		}
-		d := plan.Next(wp, progress(st), gatesPassed(st, len(r.mu.Spec.Gates)), r.mu.Spec.Rollback != v1alpha1.RollbackManual,
-			lastDone, r.mu.Spec.Strategy.PauseBetweenWaves.Duration, r.now())
+		d := plan.Next(wp, r.state(), r.now())
 		if (failed || d.Action != plan.ActionMigrate) && len(inflight) > 0 {
 			// Let moves already started finish before gating, pausing or
 			// rolling back: each ends recorded, never half-done.
@@ -168,11 +169,26 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		switch d.Action {
 		case plan.ActionMigrate:
+			if len(d.Record) > 0 {
+				// Intent before write: the window is in the status before
+				// any of its patches is sent, so a kill or a failed write
+				// can never hide a moved workload from resume or rollback.
+				r.recordIntent(d.Wave, d.Record)
+				if err := r.flush(ctx, true); err != nil {
+					r.collect(context.WithoutCancel(ctx), results, inflight)
+					return fmt.Errorf("failed to record the intent to move %d workload(s): %w", len(d.Record), err)
+				}
+			}
 			started := 0
 			for _, ref := range d.Workloads {
 				i := r.index[ref.String()]
 				if inflight[i] || len(inflight) >= max(1, wp.Parallelism) {
 					continue
+				}
+				if st.Workloads[i].Outcome != v1alpha1.OutcomePending {
+					// plan.Next records every workload before handing it
+					// out; never write to one without a record.
+					return fmt.Errorf("failed to move %s: no intent recorded", ref)
 				}
 				if err := r.prepare(ctx, i); err != nil {
 					r.finish(outcome{i: i, err: err})
@@ -194,6 +210,7 @@ func (r *run) loop(ctx context.Context) error {
 				r.flushAsync(ctx)
 			case done := <-r.pending:
 				if err := r.landFlush(done); err != nil {
+					r.collect(context.WithoutCancel(ctx), results, inflight)
 					return err
 				}
 			case <-ctx.Done():
@@ -201,20 +218,17 @@ func (r *run) loop(ctx context.Context) error {
 				return context.Cause(ctx)
 			}
 		case plan.ActionGate:
-			if err := r.gate(ctx, d.Wave); err != nil {
+			if err := r.gate(ctx, d.Wave, d.AfterBake); err != nil {
+				return err
+			}
+		case plan.ActionBake:
+			if err := r.wait(ctx, v1alpha1.PhaseBaking, v1alpha1.ReasonBaking, d); err != nil {
 				return err
 			}
 		case plan.ActionPause:
-			r.setPhase(v1alpha1.PhasePaused, v1alpha1.ReasonPaused, d.Reason)
-			if err := r.flush(ctx, true); err != nil {
+			if err := r.wait(ctx, v1alpha1.PhasePaused, v1alpha1.ReasonPaused, d); err != nil {
 				return err
 			}
-			select {
-			case <-time.After(d.NotBefore.Sub(r.now())):
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-			r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonMigrating, "pause over")
 		case plan.ActionHalt:
 			r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonRolloutFailed, d.Reason+"; fix the workload and run `meshroll rollback "+r.mu.Name+"`, then start a new upgrade")
 			return nil
@@ -233,6 +247,72 @@ func (r *run) loop(ctx context.Context) error {
 	}
 }
 
+// state is plan's view of the recorded run.
+func (r *run) state() plan.State {
+	st := &r.mu.Status
+	s := plan.State{
+		Progress:     progress(st),
+		Gates:        waveGates(st, len(r.mu.Spec.Gates)),
+		RollbackAuto: r.mu.Spec.Rollback != v1alpha1.RollbackManual,
+		Pause:        r.mu.Spec.Strategy.PauseBetweenWaves.Duration,
+		Bake:         r.mu.Spec.Strategy.Bake.Duration,
+	}
+	if st.LastWaveDoneAt != nil {
+		s.LastWaveDone = st.LastWaveDoneAt.Time
+	}
+	return s
+}
+
+// recordIntent marks a window of workloads pending; the caller writes the
+// status before sending any of their patches.
+func (r *run) recordIntent(wave int, refs []plan.WorkloadRef) {
+	st := &r.mu.Status
+	if st.Phase != v1alpha1.PhaseMigrating {
+		r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonMigrating, fmt.Sprintf("migrating wave %d", wave))
+	}
+	if wave != st.CurrentWave {
+		st.CurrentWave = wave
+		r.event("wave", wave, fmt.Sprintf("wave %d of %d started", wave, st.Waves))
+	}
+	for _, ref := range refs {
+		if i, ok := r.index[ref.String()]; ok && st.Workloads[i].Outcome != v1alpha1.OutcomeSucceeded {
+			st.Workloads[i].Outcome = v1alpha1.OutcomePending
+		}
+	}
+	r.dirty = true
+}
+
+// wait records a pause or a bake and sleeps until it ends, rereading the
+// MeshUpgrade every PollEvery so that a rollback requested meanwhile (by
+// `meshroll rollback`) ends the wait at once instead of after a long soak.
+func (r *run) wait(ctx context.Context, phase v1alpha1.Phase, reason string, d plan.Decision) error {
+	if r.mu.Status.Phase != phase {
+		r.setPhase(phase, reason, d.Reason)
+	}
+	if err := r.flush(ctx, true); err != nil {
+		return err
+	}
+	for {
+		left := d.NotBefore.Sub(r.now())
+		if left <= 0 {
+			return nil
+		}
+		select {
+		case <-time.After(min(left, r.pollEvery())):
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		fresh, err := r.Store.Get(ctx, r.mu.Name)
+		if err != nil {
+			continue // a failed read only delays noticing a request
+		}
+		r.mu.ObjectMeta, r.mu.Spec = fresh.ObjectMeta, fresh.Spec
+		if r.mu.Spec.RollbackRequested {
+			return nil
+		}
+	}
+}
+
 // collect waits for every in-flight move and records it.
 func (r *run) collect(ctx context.Context, results chan outcome, inflight map[int]bool) {
 	for len(inflight) > 0 {
@@ -243,21 +323,13 @@ func (r *run) collect(ctx context.Context, results chan outcome, inflight map[in
 	_ = r.flush(ctx, true)
 }
 
-// prepare marks workload i pending and applies the namespace relabel or tag
-// move its mechanism needs; a label move is recorded before any workload that
-// depends on it restarts.
+// prepare applies the namespace relabel or tag move workload i's mechanism
+// needs (the frozen plan already records every label move, so rollback points
+// it back even when a kill comes before Done is written); Done is recorded
+// before any workload that depends on the move restarts.
 func (r *run) prepare(ctx context.Context, i int) error {
 	st := &r.mu.Status
 	w := &st.Workloads[i]
-	if st.Phase != v1alpha1.PhaseMigrating {
-		r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonMigrating, fmt.Sprintf("migrating wave %d", w.Wave))
-	}
-	if w.Wave != st.CurrentWave {
-		st.CurrentWave = w.Wave
-		r.event("wave", w.Wave, fmt.Sprintf("wave %d of %d started", w.Wave, st.Waves))
-	}
-	w.Outcome = v1alpha1.OutcomePending
-	r.dirty = true
 	moved := false
 	switch w.Mechanism {
 	case v1alpha1.MechanismNamespace:
@@ -376,6 +448,13 @@ func (r *run) rolloutTimeout() time.Duration {
 		return d
 	}
 	return 5 * time.Minute
+}
+
+func (r *run) pollEvery() time.Duration {
+	if r.PollEvery > 0 {
+		return r.PollEvery
+	}
+	return 2 * time.Second
 }
 
 func (r *run) flushEvery() time.Duration {

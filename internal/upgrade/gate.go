@@ -13,13 +13,18 @@ import (
 // readinessGate is the name of the gate that is always evaluated first.
 const readinessGate = "readiness"
 
-// gate evaluates readiness of the wave's workloads and every configured gate.
-// A failure sends the run to rollback (policy Auto) or halts it.
-func (r *run) gate(ctx context.Context, wave int) error {
+// gate evaluates readiness of the wave's workloads and every configured gate,
+// right after the wave's moves or (afterBake) at the end of its bake. A
+// failure sends the run to rollback (policy Auto) or halts it.
+func (r *run) gate(ctx context.Context, wave int, afterBake bool) error {
 	st := &r.mu.Status
-	r.setPhase(v1alpha1.PhaseGating, v1alpha1.ReasonMigrating, fmt.Sprintf("evaluating gates after wave %d", wave))
+	when := "after wave"
+	if afterBake {
+		when = "after the bake of wave"
+	}
+	r.setPhase(v1alpha1.PhaseGating, v1alpha1.ReasonMigrating, fmt.Sprintf("evaluating gates %s %d", when, wave))
 	passed, evidence := r.readiness(wave)
-	r.record(wave, readinessGate, passed, evidence)
+	r.record(wave, afterBake, readinessGate, passed, evidence)
 	failed := ""
 	if !passed {
 		failed = readinessGate + ": " + evidence
@@ -40,21 +45,24 @@ func (r *run) gate(ctx context.Context, wave int) error {
 			}
 			ok, ev = false, "could not evaluate: "+err.Error()
 		}
-		r.record(wave, g.Name, ok, ev)
+		r.record(wave, afterBake, g.Name, ok, ev)
 		if !ok {
 			failed = g.Name + ": " + ev
 		}
 	}
 	if failed == "" {
-		now := metav1.NewTime(r.now())
-		st.LastWaveDoneAt = &now
-		r.event("gate", wave, fmt.Sprintf("gates after wave %d passed", wave))
-		if wave < st.Waves {
-			r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonGatePassed, fmt.Sprintf("gates after wave %d passed", wave))
+		msg := fmt.Sprintf("gates %s %d passed", when, wave)
+		if afterBake || r.mu.Spec.Strategy.Bake.Duration <= 0 {
+			// The wave is over: the pause before the next one counts
+			// from here.
+			now := metav1.NewTime(r.now())
+			st.LastWaveDoneAt = &now
 		}
+		r.event("gate", wave, msg)
+		r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonGatePassed, msg)
 		return r.flush(ctx, true)
 	}
-	msg := fmt.Sprintf("gate after wave %d failed (%s)", wave, failed)
+	msg := fmt.Sprintf("gate %s %d failed (%s)", when, wave, failed)
 	if r.mu.Spec.Rollback == v1alpha1.RollbackManual {
 		r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonGateFailed, msg+"; automatic rollback is off: investigate, then `meshroll rollback "+r.mu.Name+"`")
 	} else {
@@ -93,8 +101,8 @@ func rolloutOf(obj any) (dataplane.Rollout, bool) {
 }
 
 // record appends one gate verdict.
-func (r *run) record(wave int, name string, passed bool, evidence string) {
-	r.mu.Status.Gates = append(r.mu.Status.Gates, v1alpha1.GateResult{Wave: wave, Name: name, Passed: passed, At: metav1.NewTime(r.now()), Evidence: evidence})
+func (r *run) record(wave int, afterBake bool, name string, passed bool, evidence string) {
+	r.mu.Status.Gates = append(r.mu.Status.Gates, v1alpha1.GateResult{Wave: wave, Name: name, Passed: passed, AfterBake: afterBake, At: metav1.NewTime(r.now()), Evidence: evidence})
 	verdict := "passed"
 	if !passed {
 		verdict = "FAILED"

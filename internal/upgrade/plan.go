@@ -184,22 +184,47 @@ func progress(st *v1alpha1.MeshUpgradeStatus) plan.Progress {
 	return p
 }
 
-// gatesPassed reports, per wave, whether every gate's latest verdict passed.
-func gatesPassed(st *v1alpha1.MeshUpgradeStatus, gates int) map[int]bool {
-	latest := map[int]map[string]bool{}
-	for _, g := range st.Gates {
-		if latest[g.Wave] == nil {
-			latest[g.Wave] = map[string]bool{}
-		}
-		latest[g.Wave][g.Name] = g.Passed
+// waveGates is plan's view of the gate records: per wave, when readiness and
+// every configured gate last passed right after the wave's moves, and whether
+// they passed again at the end of its bake. A run of the gates counts only
+// when every gate has a verdict (readiness + gates) and the latest verdict of
+// each passed.
+func waveGates(st *v1alpha1.MeshUpgradeStatus, gates int) map[int]plan.WaveGate {
+	type key struct {
+		wave      int
+		afterBake bool
 	}
-	out := map[int]bool{}
-	for wave, byName := range latest {
-		ok := len(byName) >= gates+1 // readiness + configured gates
-		for _, passed := range byName {
-			ok = ok && passed
+	latest := map[key]map[string]v1alpha1.GateResult{}
+	for _, g := range st.Gates {
+		k := key{g.Wave, g.AfterBake}
+		if latest[k] == nil {
+			latest[k] = map[string]v1alpha1.GateResult{}
 		}
-		out[wave] = ok
+		latest[k][g.Name] = g
+	}
+	passed := func(k key) (time.Time, bool) {
+		byName := latest[k]
+		var at time.Time
+		ok := len(byName) >= gates+1 // readiness + configured gates
+		for _, g := range byName {
+			ok = ok && g.Passed
+			if g.At.After(at) {
+				at = g.At.Time
+			}
+		}
+		return at, ok
+	}
+	out := map[int]plan.WaveGate{}
+	for k := range latest {
+		if k.afterBake {
+			continue
+		}
+		at, ok := passed(k)
+		if !ok {
+			continue
+		}
+		_, baked := passed(key{k.wave, true})
+		out[k.wave] = plan.WaveGate{Passed: at, Baked: baked}
 	}
 	return out
 }

@@ -350,47 +350,64 @@ func TestProgress(t *testing.T) {
 	}
 }
 
-func TestGatesPassed(t *testing.T) {
+func TestWaveGates(t *testing.T) {
 	at := metav1.NewTime(freezeNow)
+	later := metav1.NewTime(freezeNow.Add(time.Minute))
 	g := func(wave int, name string, passed bool) v1alpha1.GateResult {
 		return v1alpha1.GateResult{Wave: wave, Name: name, Passed: passed, At: at}
 	}
+	baked := func(r v1alpha1.GateResult) v1alpha1.GateResult {
+		r.AfterBake, r.At = true, later
+		return r
+	}
+	passed := plan.WaveGate{Passed: freezeNow}
 	tests := []struct {
 		name  string
 		gates int
 		res   []v1alpha1.GateResult
-		want  map[int]bool
+		want  map[int]plan.WaveGate
 	}{
-		{name: "no verdicts", gates: 1, want: map[int]bool{}},
-		{name: "readiness alone without configured gates", gates: 0, res: []v1alpha1.GateResult{g(1, readinessGate, true)}, want: map[int]bool{1: true}},
+		{name: "no verdicts", gates: 1, want: map[int]plan.WaveGate{}},
+		{name: "readiness alone without configured gates", gates: 0, res: []v1alpha1.GateResult{g(1, readinessGate, true)}, want: map[int]plan.WaveGate{1: passed}},
 		{name: "readiness plus every gate", gates: 2, res: []v1alpha1.GateResult{
 			g(1, readinessGate, true), g(1, "error-rate", true), g(1, "push-time", true),
-		}, want: map[int]bool{1: true}},
+		}, want: map[int]plan.WaveGate{1: passed}},
 		{name: "a gate not evaluated yet", gates: 2, res: []v1alpha1.GateResult{
 			g(1, readinessGate, true), g(1, "error-rate", true),
-		}, want: map[int]bool{1: false}},
+		}, want: map[int]plan.WaveGate{}},
 		{name: "readiness failed, so the gates never ran", gates: 1, res: []v1alpha1.GateResult{
 			g(1, readinessGate, false),
-		}, want: map[int]bool{1: false}},
+		}, want: map[int]plan.WaveGate{}},
 		{name: "a failed latest verdict is not passed", gates: 1, res: []v1alpha1.GateResult{
 			g(1, readinessGate, true), g(1, "error-rate", true),
 			g(1, readinessGate, true), g(1, "error-rate", false),
-		}, want: map[int]bool{1: false}},
+		}, want: map[int]plan.WaveGate{}},
 		{name: "a passed latest verdict after a failure passes", gates: 1, res: []v1alpha1.GateResult{
 			g(1, readinessGate, true), g(1, "error-rate", false),
 			g(1, readinessGate, true), g(1, "error-rate", true),
-		}, want: map[int]bool{1: true}},
+		}, want: map[int]plan.WaveGate{1: passed}},
 		{name: "waves are judged apart", gates: 1, res: []v1alpha1.GateResult{
 			g(1, readinessGate, true), g(1, "error-rate", true),
 			g(2, readinessGate, true), g(2, "error-rate", false),
 			g(3, readinessGate, true),
-		}, want: map[int]bool{1: true, 2: false, 3: false}},
+		}, want: map[int]plan.WaveGate{1: passed}},
+		{name: "verdicts after the bake mark it baked, the bake counts from the first", gates: 1, res: []v1alpha1.GateResult{
+			g(1, readinessGate, true), g(1, "error-rate", true),
+			baked(g(1, readinessGate, true)), baked(g(1, "error-rate", true)),
+		}, want: map[int]plan.WaveGate{1: {Passed: freezeNow, Baked: true}}},
+		{name: "a failed gate after the bake is not baked", gates: 1, res: []v1alpha1.GateResult{
+			g(1, readinessGate, true), g(1, "error-rate", true),
+			baked(g(1, readinessGate, true)), baked(g(1, "error-rate", false)),
+		}, want: map[int]plan.WaveGate{1: passed}},
+		{name: "verdicts after a bake alone do not pass the wave", gates: 0, res: []v1alpha1.GateResult{
+			baked(g(1, readinessGate, true)),
+		}, want: map[int]plan.WaveGate{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := gatesPassed(&v1alpha1.MeshUpgradeStatus{Gates: tc.res}, tc.gates)
+			got := waveGates(&v1alpha1.MeshUpgradeStatus{Gates: tc.res}, tc.gates)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("gatesPassed() (-want +got):\n%s", diff)
+				t.Errorf("waveGates() (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -36,6 +36,7 @@ func (r *run) rollback(ctx context.Context) error {
 			r.event("relabel", 0, fmt.Sprintf("namespace %s: istio.io/rev back to %s", n.Name, n.From))
 		}
 	}
+	r.adoptLabelled()
 	if err := r.flush(ctx, true); err != nil {
 		return err
 	}
@@ -90,6 +91,30 @@ func (r *run) rollback(ctx context.Context) error {
 	r.setPhase(v1alpha1.PhaseRolledBack, v1alpha1.ReasonRollbackDone,
 		fmt.Sprintf("rolled back %d workload(s) to %s after: %s", len(todo), r.mu.Spec.From, st.Message))
 	return r.flush(ctx, true)
+}
+
+// adoptLabelled records as pending every workload that carries this
+// upgrade's label on the cluster but has no outcome in the record (a status
+// write lost to a kill, a failure or a concurrent writer), so the restore
+// below finds it: rollback reads the record and also what carries the
+// upgrade's own label. A labelled workload outside the frozen plan is added
+// to the record in the last wave, since it was moved last at the earliest.
+func (r *run) adoptLabelled() {
+	st := &r.mu.Status
+	for _, ref := range r.exec.Watcher.Labelled(r.mu.Name) {
+		const msg = "found on the cluster carrying this upgrade's label with no recorded outcome"
+		i, ok := r.index[ref.String()]
+		if !ok {
+			st.Workloads = append(st.Workloads, v1alpha1.WorkloadStatus{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name,
+				Wave: max(1, st.Waves), Mechanism: v1alpha1.MechanismPod})
+			i = len(st.Workloads) - 1
+			r.index[ref.String()] = i
+		}
+		if w := &st.Workloads[i]; w.Outcome == "" || w.Outcome == v1alpha1.OutcomeRolledBack {
+			w.Outcome, w.Message = v1alpha1.OutcomePending, msg
+			r.event("rollback", w.Wave, ref.String()+": "+msg)
+		}
+	}
 }
 
 // rollbackFailed halts the run: a rollback that cannot finish needs a human.

@@ -17,6 +17,20 @@ import (
 	"github.com/meshroll/meshroll/internal/controlplane"
 )
 
+// StatusStore is what the engine needs of a store: read one MeshUpgrade and
+// write its status. Store implements it against the cluster; tests wrap it
+// (to fail writes at a chosen moment) or keep the record in memory.
+type StatusStore interface {
+	// Get reads the named MeshUpgrade.
+	Get(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, error)
+	// UpdateStatus writes mu's status and returns the stored object, whose
+	// spec and metadata the engine adopts (a rollback may have been
+	// requested meanwhile).
+	UpdateStatus(ctx context.Context, mu *v1alpha1.MeshUpgrade) (*v1alpha1.MeshUpgrade, error)
+}
+
+var _ StatusStore = Store{}
+
 // Store reads and writes MeshUpgrades through the dynamic client, so meshroll
 // needs no generated clientset for its one resource.
 type Store struct {

@@ -9,16 +9,21 @@ import (
 // depends on this interface rather than on Table so the engine may back it by
 // whatever it keeps (an informer cache, a test stub).
 type Assignments interface {
-	// Assigned returns the revision assigned to the workload of kind (e.g.
-	// "Deployment", "CronJob") namespace/name, and false when no active
-	// MeshUpgrade covers it.
-	Assigned(kind, namespace, name string) (revision string, ok bool)
+	// Assigned returns the revision the MeshUpgrade named upgrade assigns to
+	// the workload of kind (e.g. "Deployment", "CronJob") namespace/name,
+	// and false when that upgrade is not active or does not cover it. Only
+	// the upgrade the workload's own meshroll.io/upgrade label names is
+	// asked: another upgrade (an earlier one, long finished) must never
+	// stamp its revision over the move of the one running now.
+	Assigned(upgrade, kind, namespace, name string) (revision string, ok bool)
 }
 
-// Key names one workload. Kind is the bare kind ("Deployment", "StatefulSet",
-// "DaemonSet", "CronJob"); these kinds are unique across apps and batch, so the
-// group adds nothing.
+// Key names one workload under one MeshUpgrade. Kind is the bare kind
+// ("Deployment", "StatefulSet", "DaemonSet", "CronJob"); these kinds are
+// unique across apps and batch, so the group adds nothing.
 type Key struct {
+	// Upgrade is the MeshUpgrade's name, the value of meshroll.io/upgrade.
+	Upgrade   string
 	Kind      string
 	Namespace string
 	Name      string
@@ -47,12 +52,12 @@ func (t *Table) Replace(m map[Key]string) {
 
 // Assigned implements Assignments. An empty revision counts as unassigned, so a
 // half-filled entry can never stamp istio.io/rev="".
-func (t *Table) Assigned(kind, namespace, name string) (string, bool) {
+func (t *Table) Assigned(upgrade, kind, namespace, name string) (string, bool) {
 	p := t.m.Load()
 	if p == nil {
 		return "", false
 	}
-	rev, ok := (*p)[Key{Kind: kind, Namespace: namespace, Name: name}]
+	rev, ok := (*p)[Key{Upgrade: upgrade, Kind: kind, Namespace: namespace, Name: name}]
 	return rev, ok && rev != ""
 }
 

@@ -8,40 +8,41 @@ import (
 
 func TestTableAssigned(t *testing.T) {
 	var zero Table
-	if _, ok := zero.Assigned("Deployment", "a", "b"); ok || zero.Len() != 0 {
+	if _, ok := zero.Assigned("up", "Deployment", "a", "b"); ok || zero.Len() != 0 {
 		t.Error("zero Table assigns something")
 	}
 	src := map[Key]string{
-		{Kind: "Deployment", Namespace: "shop", Name: "web"}: "1-24-2",
-		{Kind: "CronJob", Namespace: "shop", Name: "web"}:    "1-23-2",
-		{Kind: "Deployment", Namespace: "shop", Name: "gap"}: "",
+		{Upgrade: "up", Kind: "Deployment", Namespace: "shop", Name: "web"}: "1-24-2",
+		{Upgrade: "up", Kind: "CronJob", Namespace: "shop", Name: "web"}:    "1-23-2",
+		{Upgrade: "up", Kind: "Deployment", Namespace: "shop", Name: "gap"}: "",
 	}
 	tab := NewTable()
 	tab.Replace(src)
-	src[Key{Kind: "Deployment", Namespace: "shop", Name: "late"}] = "9-9-9" // after Replace: must not leak in
+	src[Key{Upgrade: "up", Kind: "Deployment", Namespace: "shop", Name: "late"}] = "9-9-9" // after Replace: must not leak in
 	tests := []struct {
-		kind, ns, name string
-		want           string
-		wantOK         bool
+		up, kind, ns, name string
+		want               string
+		wantOK             bool
 	}{
-		{"Deployment", "shop", "web", "1-24-2", true},
-		{"CronJob", "shop", "web", "1-23-2", true},
-		{"StatefulSet", "shop", "web", "", false},
-		{"Deployment", "other", "web", "", false},
-		{"Deployment", "shop", "gap", "", false},
-		{"Deployment", "shop", "late", "", false},
+		{"up", "Deployment", "shop", "web", "1-24-2", true},
+		{"up", "CronJob", "shop", "web", "1-23-2", true},
+		{"other-upgrade", "Deployment", "shop", "web", "", false},
+		{"up", "StatefulSet", "shop", "web", "", false},
+		{"up", "Deployment", "other", "web", "", false},
+		{"up", "Deployment", "shop", "gap", "", false},
+		{"up", "Deployment", "shop", "late", "", false},
 	}
 	for _, tt := range tests {
-		got, ok := tab.Assigned(tt.kind, tt.ns, tt.name)
+		got, ok := tab.Assigned(tt.up, tt.kind, tt.ns, tt.name)
 		if got != tt.want || ok != tt.wantOK {
-			t.Errorf("Assigned(%s, %s, %s) = %q, %v; want %q, %v", tt.kind, tt.ns, tt.name, got, ok, tt.want, tt.wantOK)
+			t.Errorf("Assigned(%s, %s, %s, %s) = %q, %v; want %q, %v", tt.up, tt.kind, tt.ns, tt.name, got, ok, tt.want, tt.wantOK)
 		}
 	}
 	if tab.Len() != 3 {
 		t.Errorf("Len() = %d, want 3", tab.Len())
 	}
 	tab.Replace(nil)
-	if _, ok := tab.Assigned("Deployment", "shop", "web"); ok || tab.Len() != 0 {
+	if _, ok := tab.Assigned("up", "Deployment", "shop", "web"); ok || tab.Len() != 0 {
 		t.Error("Replace(nil) kept assignments")
 	}
 }
@@ -61,7 +62,7 @@ func TestTableConcurrent(t *testing.T) {
 					return
 				default:
 				}
-				if rev, ok := tab.Assigned("Deployment", "ns", "a"); ok && len(rev) != len("rev-0") {
+				if rev, ok := tab.Assigned("", "Deployment", "ns", "a"); ok && len(rev) != len("rev-0") {
 					t.Errorf("Assigned() = %q", rev)
 					return
 				}

@@ -66,7 +66,7 @@ func decide(req *requestIn, a Assignments) decision {
 		return d
 	}
 	d.upgrade = upgrade
-	rev, assigned := a.Assigned(req.Kind.Kind, req.Namespace, d.name)
+	rev, assigned := a.Assigned(upgrade, req.Kind.Kind, req.Namespace, d.name)
 	if !assigned || rev == "" {
 		// An empty revision would make istio.io/rev="" and the pod uninjected.
 		d.reason = "no assignment"

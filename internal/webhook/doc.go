@@ -6,6 +6,9 @@
 // silently undo the migration. This webhook closes that gap: for every workload
 // an active MeshUpgrade covers, it rewrites the template's istio.io/rev to the
 // revision currently assigned, so a deploy lands where the upgrade put it.
+// Only the upgrade the workload's meshroll.io/upgrade label names is asked,
+// and only while it runs, so a finished upgrade can never stamp its revision
+// over a later one's move.
 //
 // The webhook is deliberately small and harmless when it misbehaves:
 //   - it fails open (failurePolicy Ignore, a 2 s timeout, and the handler

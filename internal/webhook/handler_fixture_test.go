@@ -36,7 +36,7 @@ func fixtureTable() *Table {
 	t := NewTable()
 	m := map[Key]string{}
 	for _, k := range []string{"Deployment", "StatefulSet", "DaemonSet", "CronJob"} {
-		m[Key{Kind: k, Namespace: fixtureNS, Name: fixtureName}] = newRev
+		m[Key{Upgrade: upgradeName, Kind: k, Namespace: fixtureNS, Name: fixtureName}] = newRev
 	}
 	t.Replace(m)
 	return t

@@ -82,13 +82,13 @@ func TestHandlerMutate(t *testing.T) {
 		{
 			name: "null labels map is replaced",
 			body: reviewJSON(t, admissionv1.Create, deploymentGVK, []byte(
-				`{"metadata":{"name":"checkout","labels":{"meshroll.io/upgrade":"u"}},"spec":{"template":{"metadata":{"labels":null},"spec":{}}}}`)),
+				`{"metadata":{"name":"checkout","labels":{"meshroll.io/upgrade":"to-1-24-2"}},"spec":{"template":{"metadata":{"labels":null},"spec":{}}}}`)),
 			wantPatch: true, wantRev: newRev, labels: appsTemplate,
 		},
 		{
 			name: "no template metadata adds it",
 			body: reviewJSON(t, admissionv1.Create, deploymentGVK, []byte(
-				`{"metadata":{"name":"checkout","labels":{"meshroll.io/upgrade":"u"}},"spec":{"template":{"spec":{}}}}`)),
+				`{"metadata":{"name":"checkout","labels":{"meshroll.io/upgrade":"to-1-24-2"}},"spec":{"template":{"spec":{}}}}`)),
 			wantPatch: true, wantRev: newRev, labels: appsTemplate,
 		},
 		{
@@ -116,6 +116,16 @@ func TestHandlerMutate(t *testing.T) {
 			name: "assigned but not labelled for an upgrade is untouched",
 			body: reviewJSON(t, admissionv1.Update, deploymentGVK, withDeployment(func(d *appsv1.Deployment) {
 				delete(d.Labels, LabelUpgrade)
+			})),
+			wantRev: oldRev, labels: appsTemplate,
+		},
+		{
+			// Issue 9 defect 7: the workload is assigned by upgrade
+			// to-1-24-2, but its label names another upgrade (the one
+			// moving it now): only that upgrade may assign it.
+			name: "Defect7 assigned by another upgrade than its label names is untouched",
+			body: reviewJSON(t, admissionv1.Update, deploymentGVK, withDeployment(func(d *appsv1.Deployment) {
+				d.Labels[LabelUpgrade] = "a-later-upgrade"
 			})),
 			wantRev: oldRev, labels: appsTemplate,
 		},
@@ -309,7 +319,7 @@ func patchedRev(t *testing.T, review, patch []byte, labels []string) string {
 // emptyAssignments assigns "" to everything, as a buggy Assignments might.
 type emptyAssignments struct{}
 
-func (emptyAssignments) Assigned(string, string, string) (string, bool) { return "", true }
+func (emptyAssignments) Assigned(string, string, string, string) (string, bool) { return "", true }
 
 func TestHandlerIgnoresEmptyRevision(t *testing.T) {
 	h := NewHandler(emptyAssignments{}, nil)

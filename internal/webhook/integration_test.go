@@ -52,7 +52,7 @@ func TestSandboxRevisionAssignment(t *testing.T) {
 	table := NewTable()
 	assign := map[Key]string{}
 	for _, name := range []string{"probe", "web", "plain", "down", "hung"} {
-		assign[Key{Kind: "Deployment", Namespace: ns, Name: name}] = newRev
+		assign[Key{Upgrade: upgradeName, Kind: "Deployment", Namespace: ns, Name: name}] = newRev
 	}
 	table.Replace(assign)
 	h := NewHandler(table, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})))
