@@ -79,8 +79,10 @@ var shapes = []struct {
 		},
 		want: map[string]string{CodeProxyImageAuto: "Pod/plain/gw"}, sev: map[string]Severity{CodeProxyImageAuto: Error}},
 	{name: "stale sidecars roll up per namespace",
-		mutate: func(s *inventory.Snapshot) { workload(s, "old", "api").Proxies[0].WantImage = "docker.io/istio/proxyv2:1.22.2" },
-		want:   map[string]string{CodeProxyStale: "Deployment/old/api", CodeNamespaceProxiesStale: "Namespace/old"}},
+		mutate: func(s *inventory.Snapshot) {
+			workload(s, "old", "api").Proxies[0].WantImage = "docker.io/istio/proxyv2:1.22.2"
+		},
+		want: map[string]string{CodeProxyStale: "Deployment/old/api", CodeNamespaceProxiesStale: "Namespace/old"}},
 	{name: "opted-out pod whose rev label differs from the namespace's (#16 defect 3)",
 		mutate: func(s *inventory.Snapshot) {
 			w := workload(s, "prod", "shop")

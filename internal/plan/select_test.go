@@ -192,7 +192,7 @@ func TestSelect(t *testing.T) {
 			// gives it: restarting it changes nothing (#14 defects 2 and 4).
 			name: "from == to leaves pinned and distroless sidecars alone",
 			from: selNew, to: selNew,
-			nss:  []inventory.Namespace{nsRev("shop", selNew)},
+			nss: []inventory.Namespace{nsRev("shop", selNew)},
 			wls: []inventory.Workload{
 				proxies(deploy("shop", "pinned", selNew, 0),
 					inventory.ProxyGroup{Revision: selNew, Image: "my.registry/proxy:1.0", WantImage: "my.registry/proxy:1.0", Pods: 1}),
