@@ -141,15 +141,16 @@ func namespaceInjectionCoverage(s *inventory.Snapshot) []Finding {
 		case ns.Injection.Injected:
 			out = append(out, Finding{
 				Code: CodeNamespaceInjectedDefault, Severity: Info, Object: object("Namespace", "", ns.Name),
-				Message: fmt.Sprintf("namespace has no injection label, but enableNamespacesByDefault injects its pods with revision %s", ns.Injection.Revision),
-				Fix:     fmt.Sprintf("kubectl label namespace %s %s=disabled (to opt out explicitly)", ns.Name, istio.LabelInjection),
+				Message: fmt.Sprintf("namespace has no injection label, but enableNamespacesByDefault injects its pods with revision %s; label it to say so (or %s=disabled to opt out)",
+					ns.Injection.Revision, istio.LabelInjection),
+				Fix: fmt.Sprintf("kubectl label namespace %s %s=enabled", ns.Name, istio.LabelInjection),
 			})
 		case injected > 0 && bare[ns.Name] > 0:
 			out = append(out, Finding{
 				Code: CodeNamespaceNotInjected, Severity: Info, Object: object("Namespace", "", ns.Name),
-				Message: fmt.Sprintf("namespace has no injection label: its %d pod(s) run without sidecars while %d other namespace(s) are injected",
-					bare[ns.Name], injected),
-				Fix: injectFix(s, ns.Name, false) + fmt.Sprintf(" (or %s=disabled to make the opt-out explicit)", istio.LabelInjection),
+				Message: fmt.Sprintf("namespace has no injection label: its %d pod(s) run without sidecars while %d other namespace(s) are injected; make the opt-out explicit, or mesh it (%s, then restart its workloads)",
+					bare[ns.Name], injected, strings.TrimPrefix(injectFix(s, ns.Name, false), "kubectl label namespace "+ns.Name+" ")),
+				Fix: fmt.Sprintf("kubectl label namespace %s %s=disabled", ns.Name, istio.LabelInjection),
 			})
 		}
 	}

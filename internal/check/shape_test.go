@@ -50,6 +50,14 @@ var shapes = []struct {
 			g.Revision, g.Attribution, g.WantImage = inventory.RevisionUnknown, inventory.EvidenceNone, ""
 		},
 		want: map[string]string{CodeProxyRevisionUnknown: "Deployment/prod/shop"}},
+	{name: "hand-injected unattributed sidecar: a restart would re-create it, so none is suggested",
+		mutate: func(s *inventory.Snapshot) {
+			w := workload(s, "prod", "shop")
+			w.Template = &inventory.Template{ProxyImage: newImage, Injection: istio.Injection{Injected: true, Revision: "1-23-2"}}
+			g := &w.Proxies[0]
+			g.Revision, g.Attribution, g.WantImage = inventory.RevisionUnknown, inventory.EvidenceNone, ""
+		},
+		want: map[string]string{CodeProxyRevisionUnknown: "Deployment/prod/shop"}},
 	{name: "unlabelled namespace in an injected mesh",
 		mutate: func(s *inventory.Snapshot) {
 			s.Namespaces[2] = inventory.Namespace{Name: "plain", Injection: istio.Injection{Reason: "no injection label"}}
@@ -172,7 +180,7 @@ func assertFixesSafe(t *testing.T, s *inventory.Snapshot, findings []Finding) {
 						t.Errorf("%s fix %q restarts an unknown workload %s", f.Code, f.Fix, target)
 						continue
 					}
-					if !slices.ContainsFunc(wl.Proxies, changedByRestart) {
+					if !slices.ContainsFunc(wl.Proxies, func(p inventory.ProxyGroup) bool { return changedByRestart(wl, p) }) {
 						t.Errorf("%s fix %q restarts %s, whose pods a restart cannot change", f.Code, f.Fix, target)
 					}
 				}

@@ -113,10 +113,12 @@ func isStale(s *inventory.Snapshot, p inventory.ProxyGroup) bool {
 }
 
 // changedByRestart says whether recreating a group's pods changes their
-// sidecar: injection selects them (else a restart removes the sidecar) and
-// it would pick another revision or another image.
-func changedByRestart(p inventory.ProxyGroup) bool {
-	if p.Expected == "" {
+// sidecar: injection selects them (else a restart removes the sidecar), the
+// template does not carry a sidecar of its own (injected by hand: the
+// injector leaves such pods alone), and it would pick another revision or
+// another image.
+func changedByRestart(w *inventory.Workload, p inventory.ProxyGroup) bool {
+	if p.Expected == "" || handInjected(w) {
 		return false
 	}
 	return p.Revision == "" || p.Expected != p.Revision || (p.WantImage != "" && p.WantImage != p.Image)
@@ -125,11 +127,17 @@ func changedByRestart(p inventory.ProxyGroup) bool {
 // restartHelps says whether restarting the workload changes any of its stale sidecars.
 func restartHelps(s *inventory.Snapshot, w *inventory.Workload) bool {
 	for _, p := range w.Proxies {
-		if isStale(s, p) && changedByRestart(p) {
+		if isStale(s, p) && changedByRestart(w, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// handInjected says whether the workload's template itself carries an
+// istio-proxy container with a real image (istioctl kube-inject output).
+func handInjected(w *inventory.Workload) bool {
+	return w.Template != nil && w.Template.ProxyImage != "" && w.Template.ProxyImage != istio.AutoImage
 }
 
 // reinjectFix is the fix for sidecars that should be re-injected: a restart
@@ -137,9 +145,13 @@ func restartHelps(s *inventory.Snapshot, w *inventory.Workload) bool {
 // that would drop sidecars or re-create the same pods is never suggested.
 func reinjectFix(s *inventory.Snapshot, w *inventory.Workload, groups []inventory.ProxyGroup) string {
 	for _, p := range groups {
-		if changedByRestart(p) {
+		if changedByRestart(w, p) {
 			return restartCommand(w)
 		}
+	}
+	if handInjected(w) {
+		return fmt.Sprintf("the pod template of %s/%s carries its own istio-proxy container (injected by hand), so no restart re-injects it: re-apply the manifest without the sidecar and let the injector add it",
+			strings.ToLower(w.Kind), w.Name)
 	}
 	for _, p := range groups {
 		if p.Expected == "" && p.Revision != "" {

@@ -60,11 +60,22 @@ func skipReason(pod *corev1.Pod) string {
 		return "already injected"
 	}
 	for _, c := range pod.Spec.Containers {
-		if c.Name == istio.ProxyContainer {
+		if c.Name == istio.ProxyContainer && c.Image != istio.AutoImage {
 			return "already injected"
 		}
 	}
 	return ""
+}
+
+// gatewayProxy is the index of an istio-proxy container that says image:
+// auto (a gateway Deployment relying on injection), or -1.
+func gatewayProxy(pod *corev1.Pod) int {
+	for i, c := range pod.Spec.Containers {
+		if c.Name == istio.ProxyContainer && c.Image == istio.AutoImage {
+			return i
+		}
+	}
+	return -1
 }
 
 // optedOut reads an inject flag with the spellings istiod accepts for "no".
@@ -80,8 +91,11 @@ func optedOut(v string) bool {
 // revision rev whose proxy runs image: an istio-init init container, an
 // istio-proxy container, Istio's volumes, status annotation and labels.
 func injectPatch(pod *corev1.Pod, rev, image string) ([]byte, error) {
-	if v := pod.Annotations[annotationProxyImage]; v != "" {
+	if v := pod.Annotations[annotationProxyImage]; strings.Contains(v, "/") { // as the template: only full references
 		image = v
+	}
+	if i := gatewayProxy(pod); i >= 0 {
+		return gatewayPatch(pod, i, rev, image)
 	}
 	volumes := sidecarVolumes()
 	status := sidecarStatus{
@@ -128,6 +142,26 @@ func injectPatch(pod *corev1.Pod, rev, image string) ([]byte, error) {
 		items[i] = volumes[i]
 	}
 	ops = appendItems(ops, "/spec/volumes", len(pod.Spec.Volumes), items...)
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode patch %q: %w", rev, err)
+	}
+	return patch, nil
+}
+
+// gatewayPatch is what istiod's gateway template does to a pod whose
+// istio-proxy container says image: auto: it fills in the image and records
+// the injection, adding no init container and no volumes.
+func gatewayPatch(pod *corev1.Pod, i int, rev, image string) ([]byte, error) {
+	status, err := json.Marshal(sidecarStatus{Containers: []string{istio.ProxyContainer}, Revision: rev})
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode sidecar status %q: %w", rev, err)
+	}
+	ops := addMapEntries(nil, "/metadata/annotations", pod.Annotations, map[string]string{
+		istio.AnnotationSidecarStatus: string(status),
+		istio.LabelRev:                rev,
+	})
+	ops = append(ops, patchOp{Op: "replace", Path: fmt.Sprintf("/spec/containers/%d/image", i), Value: image})
 	patch, err := json.Marshal(ops)
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode patch %q: %w", rev, err)
