@@ -57,12 +57,19 @@ func Referrers(s *inventory.Snapshot, rev string, owned []ObjectRef) []Referrer 
 	}
 	var out []Referrer
 	var templates []Referrer
+	version := ""
+	if r := s.Revision(rev); r != nil {
+		version = istio.ImageVersion(r.ProxyImage)
+		if version == "" {
+			version = r.Version
+		}
+	}
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
 		if own[w.Kind+"/"+w.Namespace+"/"+w.Name] {
 			continue
 		}
-		if p := podsOn(w, rev); p != "" {
+		if p := podsOn(w, rev, version); p != "" {
 			out = append(out, Referrer{Kind: ReferrerPods, Object: w.Kind + " " + w.Namespace + "/" + w.Name,
 				Reason: p, Fix: podFix(w)})
 		}
@@ -114,13 +121,21 @@ func Referrers(s *inventory.Snapshot, rev string, owned []ObjectRef) []Referrer 
 }
 
 // podsOn describes the workload's pods injected by rev, "" when none.
-func podsOn(w *inventory.Workload, rev string) string {
-	pods, term := 0, 0
+// Sidecars no evidence ties to a revision count when they run rev's release
+// (version): removing a revision must never guess that nothing uses it.
+func podsOn(w *inventory.Workload, rev, version string) string {
+	pods, term, unknown := 0, 0, 0
 	for _, p := range w.Proxies {
 		if p.Revision == rev {
 			pods += p.Pods
 			term += p.Terminated
 		}
+		if p.Revision == inventory.RevisionUnknown && version != "" && p.Version == version {
+			unknown += p.Pods + p.Terminated
+		}
+	}
+	if unknown > 0 && pods+term == 0 {
+		return fmt.Sprintf("%d pod(s) run a %s sidecar that no evidence ties to a revision; it may be %s's", unknown, version, rev)
 	}
 	switch {
 	case pods == 0 && term == 0:

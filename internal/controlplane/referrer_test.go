@@ -31,6 +31,13 @@ func TestReferrers(t *testing.T) {
 				{Kind: "Pod", Namespace: "b", Name: "bare", Proxies: []inventory.ProxyGroup{{Revision: refRev, Pods: 1}}},
 			},
 		}, want: []string{"pods Deployment a/web", "pods Job a/backup", "pods Pod b/bare"}},
+		{name: "unattributed sidecars of the revision's release refuse removal", snap: inventory.Snapshot{
+			Revisions: []inventory.Revision{{Name: refRev, ProxyImage: "docker.io/istio/proxyv2:9.9.9"}},
+			Workloads: []inventory.Workload{
+				{Kind: "Deployment", Namespace: "a", Name: "mystery", Proxies: []inventory.ProxyGroup{{Revision: inventory.RevisionUnknown, Version: "9.9.9", Pods: 2}}},
+				{Kind: "Deployment", Namespace: "a", Name: "other", Proxies: []inventory.ProxyGroup{{Revision: inventory.RevisionUnknown, Version: "1.0.0", Pods: 2}}},
+			},
+		}, want: []string{"pods Deployment a/mystery"}},
 		{name: "gateway template outside istio-system, not owned", snap: inventory.Snapshot{
 			Workloads: []inventory.Workload{istiod, {Kind: "Deployment", Namespace: "istio-ingress", Name: "gw", TemplateRev: refRev}},
 		}, want: []string{"template Deployment istio-ingress/gw"}},
