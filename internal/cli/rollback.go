@@ -11,21 +11,25 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/dataplane"
 	"github.com/meshroll/meshroll/internal/gate"
 	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/report"
 	"github.com/meshroll/meshroll/internal/upgrade"
 )
 
 func newRollbackCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	var dryRun bool
-	var reportPath string
+	var reportPath, chartsDir, repo string
 	cmd := &cobra.Command{
 		Use:   "rollback UPGRADE",
 		Short: "Restore every workload a MeshUpgrade moved to its previous revision",
 		Long: `rollback asks the named MeshUpgrade to roll back (spec.rollbackRequested) and runs the engine in the
 foreground: tags and namespace labels point back at the old revision, then every moved workload
-gets its previous pod template back, newest first. Rerun it to resume after an interruption.`,
+gets its previous pod template back, newest first. Besides what the MeshUpgrade recorded, it restores
+every workload carrying the upgrade's meshroll.io/upgrade label, so a move whose record was lost (a
+kill or a failed status write) is never missed. Rerun it to resume after an interruption.`,
 		Example: `  meshroll rollback 1-23-2-to-1-24-2
   meshroll rollback 1-23-2-to-1-24-2 --dry-run`,
 		Args: cobra.ExactArgs(1),
@@ -40,15 +44,29 @@ gets its previous pod template back, newest first. Rerun it to resume after an i
 			if err != nil {
 				return fmt.Errorf("failed to get MeshUpgrade %q: %w (list them with `kubectl get meshupgrades`)", args[0], err)
 			}
+			if chartsDir != "" && repo != "" {
+				return fmt.Errorf("--charts and --repo both name a chart source: pass one")
+			}
 			if dryRun {
-				moved := 0
+				moved := map[string]bool{}
 				for _, w := range mu.Status.Workloads {
 					if w.Outcome != "" && w.Outcome != v1alpha1.OutcomeRolledBack {
-						moved++
+						moved[w.Ref()] = true
 					}
 				}
-				fmt.Fprintf(w, "(dry run) would roll back %d workload(s), %d namespace relabel(s) and %d tag(s) of %s to %s; nothing changed\n",
-					moved, len(mu.Status.Namespaces), len(mu.Status.Tags), mu.Name, mu.Spec.From)
+				labelled, err := dataplane.ListLabelled(ctx, c.Kube, mu.Name)
+				if err != nil {
+					return err
+				}
+				unrecorded := 0
+				for _, r := range labelled {
+					if !moved[r.String()] {
+						moved[r.String()] = true
+						unrecorded++
+					}
+				}
+				fmt.Fprintf(w, "(dry run) would roll back %d workload(s) (%d found only by the %s label), %d namespace relabel(s) and %d tag(s) of %s to %s; nothing changed\n",
+					len(moved), unrecorded, dataplane.LabelUpgrade, len(mu.Status.Namespaces), len(mu.Status.Tags), mu.Name, mu.Spec.From)
 				return nil
 			}
 			if _, err := store.Patch(ctx, mu.Name, []byte(`{"spec":{"rollbackRequested":true}}`)); err != nil {
@@ -58,7 +76,7 @@ gets its previous pod template back, newest first. Rerun it to resume after an i
 			if err != nil {
 				return err
 			}
-			u := &upgradeRun{cmd: cmd, w: w, c: c, ic: ic, snap: snap, cache: renderCache()}
+			u := &upgradeRun{cmd: cmd, w: w, c: c, ic: ic, snap: snap, cache: renderCache(), source: chartSource(chartsDir, repo)}
 			out, err := u.engine(store, &gate.Runner{}).Run(ctx, mu.Name)
 			if out != nil && reportPath != "" {
 				err = errors.Join(err, writeReport(reportPath, out))
@@ -72,7 +90,21 @@ gets its previous pod template back, newest first. Rerun it to resume after an i
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be rolled back; change nothing")
 	cmd.Flags().StringVar(&reportPath, "report", "", "write the HTML report of the run to this file")
+	cmd.Flags().StringVar(&chartsDir, "charts", "", "render tag webhooks moved back from this local charts directory instead of the istio.io/istio Go module (air-gapped)")
+	cmd.Flags().StringVar(&repo, "repo", "", "render tag webhooks moved back from this Helm chart repository URL instead of the istio.io/istio Go module")
 	return cmd
+}
+
+// chartSource is the chart source a --charts or --repo flag names; nil is
+// the Go module.
+func chartSource(dir, repo string) istio.ChartSource {
+	switch {
+	case dir != "":
+		return istio.DirSource{Dir: dir}
+	case repo != "":
+		return istio.RepoSource{URL: repo}
+	}
+	return nil
 }
 
 func newReportCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
@@ -32,9 +33,12 @@ func newUpgradeCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 		Long: `upgrade runs the whole flow, each step resumable and skippable (--skip):
   install   install the target revision beside the running one (canary control plane)
   gateways  blue/green: a new colour of every meshroll gateway, then flip its Service
-  migrate   move workloads in gated waves (a MeshUpgrade records progress; rerun to resume)
+  migrate   move workloads in waves, each (the last included) followed by readiness, gates and
+            --bake; a MeshUpgrade records progress, rerun to resume
   tags      point every revision tag that names the old revision at the new one
-  prune     with --prune, remove the old revision once nothing references it
+  prune     with --prune, remove the old revision once nothing references it (after the last bake)
+Every check (flags, gates against Prometheus, the selection and the planner's refusals, the install's
+render and version path, the report file) is made before the first write; --dry-run prints each.
 Exit codes: 0 done; 1 refused, or interrupted (rerun the same command to resume); 3 the run halted or
 rolled back (the report says why).`,
 		Example: `  meshroll upgrade --to 1.24.2 --dry-run
@@ -63,8 +67,20 @@ type upgradeRun struct {
 	from    string
 	to      string
 	version string
-	// cache renders each release once per run, for tag moves and gateways.
-	cache *istio.RenderCache
+	// cache renders each release once per run, for tag moves and gateways;
+	// source is where every render of the run finds its charts (--charts,
+	// --repo; nil is the Go module), so an air-gapped run never falls back
+	// to a download half way through.
+	cache  *istio.RenderCache
+	source istio.ChartSource
+	// rendered and renderOpts are the target's objects, rendered and
+	// validated by the preflight for the install step.
+	rendered   []*unstructured.Unstructured
+	renderOpts istio.RenderOptions
+	// planned is the MeshUpgrade the preflight planned (nil when migrate
+	// is skipped); now is the run's start.
+	planned *v1alpha1.MeshUpgrade
+	now     time.Time
 }
 
 func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgradeFlags) error {
@@ -77,7 +93,12 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	if err != nil {
 		return err
 	}
-	u := &upgradeRun{cmd: cmd, w: cmd.OutOrStdout(), f: f, c: c, ic: ic, snap: snap, version: f.render.version, cache: renderCache()}
+	opts, err := f.render.options()
+	if err != nil {
+		return err
+	}
+	u := &upgradeRun{cmd: cmd, w: cmd.OutOrStdout(), f: f, c: c, ic: ic, snap: snap, version: f.render.version,
+		cache: renderCache(), source: opts.Source, now: time.Now()}
 	u.to = f.render.revision
 	if u.to == "" {
 		u.to = istio.RevisionName(u.version)
@@ -87,13 +108,16 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	}
 	prefix := dryRunPrefix(f.dryRun)
 	fmt.Fprintf(u.w, "%supgrade %s → %s (%s)\n", prefix, u.from, u.to, u.version)
+	if err := u.preflight(ctx); err != nil {
+		return err
+	}
 	if !f.skipped("install") {
 		if err := u.install(ctx); err != nil {
 			return err
 		}
 	}
 	if f.dryRun {
-		return u.dryRunMigration(ctx)
+		return u.dryRunMigration()
 	}
 	var gws []gateway.Status
 	if !f.skipped("gateways") {
@@ -170,20 +194,11 @@ func sourceRevision(s *inventory.Snapshot, flag, to string) (string, error) {
 
 // install installs the target revision unless it is installed and ready.
 func (u *upgradeRun) install(ctx context.Context) error {
-	if r := u.snap.Revision(u.to); r != nil && r.ReadyReplicas > 0 {
+	if !u.installs() {
 		fmt.Fprintf(u.w, "step install: revision %s already installed and ready\n", u.to)
 		return nil
 	}
-	objs, opts, err := u.f.render.render(ctx)
-	if err != nil {
-		return err
-	}
-	if err := validateRendered(u.w, objs); err != nil {
-		return err
-	}
-	if err := checkInstallPath(u.cmd, u.c, opts.Version, false, ""); err != nil {
-		return err
-	}
+	objs, opts := u.rendered, u.renderOpts // rendered, validated and path-checked by the preflight
 	start := time.Now()
 	res, err := controlplane.Install(ctx, u.c, controlplane.InstallOptions{Render: opts, Objects: objs, DryRun: u.f.dryRun})
 	if err != nil {
@@ -202,28 +217,20 @@ func (u *upgradeRun) install(ctx context.Context) error {
 }
 
 // spec builds the MeshUpgrade for the run.
-func (u *upgradeRun) spec(ctx context.Context) (*v1alpha1.MeshUpgrade, *gate.Runner, error) {
-	gates, err := buildGates(u.f.gates, u.f.probe)
-	if err != nil {
-		return nil, nil, err
-	}
-	runner, err := gate.NewRunner(u.f.promURL)
-	if err != nil {
-		return nil, nil, err
-	}
+func (u *upgradeRun) spec(ctx context.Context, gates []v1alpha1.Gate) (*v1alpha1.MeshUpgrade, error) {
 	colours, err := u.gatewayWorkloads(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	spec, err := u.f.spec(u.from, u.to, gates, colours)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	name := u.f.name
 	if name == "" {
 		name = u.from + "-to-" + u.to
 	}
-	return &v1alpha1.MeshUpgrade{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, runner, nil
+	return &v1alpha1.MeshUpgrade{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, nil
 }
 
 // gatewayWorkloads are meshroll's blue/green gateway colours: the gateways
@@ -246,7 +253,11 @@ func (u *upgradeRun) gatewayWorkloads(ctx context.Context) ([]string, error) {
 
 // start validates and records the MeshUpgrade (or finds it, to resume).
 func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.MeshUpgrade, *gate.Runner, error) {
-	mu, runner, err := u.spec(ctx)
+	gates, runner, err := u.buildGates()
+	if err != nil {
+		return nil, nil, err
+	}
+	mu, err := u.spec(ctx, gates)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,28 +267,19 @@ func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.
 	}
 	mu, err = upgrade.Start(ctx, mu, upgrade.StartOptions{
 		Store: store, Applier: controlplane.NewApplier(u.c.Dynamic, u.c.Kube.Discovery(), store.DryRun),
-		Snapshot: u.snap, NamespaceLabels: nsl, ValidateGate: runner.Validate, Now: time.Now(),
+		Snapshot: u.snap, NamespaceLabels: nsl, ValidateGate: runner.Validate, Now: u.now,
 	})
 	return mu, runner, err
 }
 
-func (u *upgradeRun) dryRunMigration(ctx context.Context) error {
-	if u.snap.Revision(u.to) == nil {
-		// Plan as if the install step had run: the target answers its own
-		// revision label, nothing else changes.
-		s := *u.snap
-		s.Revisions = append(slices.Clone(s.Revisions), inventory.Revision{
-			Name: u.to, Version: u.version, InjectorWebhooks: []string{controlplane.InjectorName(u.to)},
-			ProxyImage: "docker.io/istio/proxyv2:" + u.version,
-		})
-		u.snap = &s
+// dryRunMigration prints the plan the preflight made.
+func (u *upgradeRun) dryRunMigration() error {
+	if u.planned == nil {
+		fmt.Fprintf(u.w, "(dry run) nothing changed\n")
+		return nil
 	}
-	mu, _, err := u.start(ctx, upgrade.Store{Dynamic: u.c.Dynamic, DryRun: true})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(u.w, "(dry run) step migrate: MeshUpgrade %s would be created\n", mu.Name)
-	if err := report.Text(u.w, mu); err != nil {
+	fmt.Fprintf(u.w, "(dry run) step migrate: MeshUpgrade %s would be created\n", u.planned.Name)
+	if err := report.Text(u.w, u.planned); err != nil {
 		return err
 	}
 	fmt.Fprintf(u.w, "(dry run) nothing changed\n")
@@ -313,7 +315,7 @@ func (u *upgradeRun) engine(store upgrade.Store, runner *gate.Runner) *upgrade.E
 	return &upgrade.Engine{
 		Store: store, Kube: u.c.Kube, Gates: runner,
 		MoveTag: func(ctx context.Context, tag, rev string) error {
-			return setTag(ctx, u.c, u.cache, tag, rev)
+			return setTag(ctx, u.c, u.cache, u.source, tag, rev)
 		},
 		ProxyImage: func(rev string) string { return images[rev] },
 		Observer:   newLiveView(u.w),
@@ -321,9 +323,14 @@ func (u *upgradeRun) engine(store upgrade.Store, runner *gate.Runner) *upgrade.E
 }
 
 // setTag points tag at rev, as `meshroll tag set --overwrite --force` does:
-// the engine already judged skew when it planned the move.
-func setTag(ctx context.Context, c controlplane.Clients, cache *istio.RenderCache, tag, rev string) error {
-	_, err := controlplane.SetTag(ctx, c, controlplane.TagOptions{Tag: tag, Revision: rev, Overwrite: true, Force: true, Cache: cache})
+// the engine already judged skew when it planned the move. The tag webhook
+// renders from source (the run's --charts or --repo): a download from the Go
+// module in the middle of a wave (or of a rollback) fails air-gapped. A
+// --charts directory holds the target's charts; moving a tag back to the old
+// revision renders its webhook from them too, which is safe because the
+// webhook's client config is copied from the revision's own injector.
+func setTag(ctx context.Context, c controlplane.Clients, cache *istio.RenderCache, source istio.ChartSource, tag, rev string) error {
+	_, err := controlplane.SetTag(ctx, c, controlplane.TagOptions{Tag: tag, Revision: rev, Overwrite: true, Force: true, Cache: cache, Source: source})
 	return err
 }
 
@@ -369,7 +376,7 @@ func (u *upgradeRun) moveTags(ctx context.Context, mu *v1alpha1.MeshUpgrade) err
 		if t.Revision != u.from || moved[t.Name] {
 			continue
 		}
-		if err := setTag(ctx, u.c, u.cache, t.Name, u.to); err != nil {
+		if err := setTag(ctx, u.c, u.cache, u.source, t.Name, u.to); err != nil {
 			return err
 		}
 		fmt.Fprintf(u.w, "step tags: %s → %s\n", t.Name, u.to)

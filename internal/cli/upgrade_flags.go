@@ -26,7 +26,7 @@ type upgradeFlags struct {
 	excludeWL, first, last, skip []string
 	nsSelector, waves            string
 	parallelism                  int
-	pause, rolloutTimeout        time.Duration
+	pause, bake, rolloutTimeout  time.Duration
 	gates                        []string
 	promURL                      string
 	probe                        string
@@ -51,7 +51,8 @@ func (f *upgradeFlags) bind(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.last, "last", nil, "critical namespaces (names or key=value label selectors) migrated last")
 	fl.StringVar(&f.waves, "waves", "1,10%,50%,100%", "wave sizes, counts or percentages; the last repeats")
 	fl.IntVar(&f.parallelism, "parallelism", 20, "workloads restarted at once inside a wave")
-	fl.DurationVar(&f.pause, "pause", 0, "pause after each wave's gates pass")
+	fl.DurationVar(&f.pause, "pause", 0, "pause after each wave's gates pass, before the next wave")
+	fl.DurationVar(&f.bake, "bake", 0, "soak time after every wave, the last included: the gates run again at its end, and tags and prune wait for the last one")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 5*time.Minute, "bound on one workload's rollout")
 	fl.StringArrayVar(&f.gates, "gate", nil, `gate after each wave: a preset (error-rate, push-time, proxy-memory, cardinality) or "name=<promql> <op> <threshold>" (repeatable)`)
 	fl.StringVar(&f.promURL, "prometheus", "", "Prometheus URL the gates query")
@@ -83,6 +84,12 @@ func (f *upgradeFlags) validate() error {
 	}
 	if f.parallelism < 1 {
 		return fmt.Errorf("invalid --parallelism %d: must be at least 1", f.parallelism)
+	}
+	if f.drill && f.skipped("migrate") {
+		return fmt.Errorf("--drill rehearses the rollback of the migration, so it needs the migrate step; drop --skip migrate or --drill")
+	}
+	if f.bake < 0 || f.pause < 0 {
+		return fmt.Errorf("invalid --bake %s / --pause %s: durations cannot be negative", f.bake, f.pause)
 	}
 	if f.drill && f.prune {
 		return fmt.Errorf("--drill rolls back to the old revision, so --prune cannot remove it; drop one of them")
@@ -134,6 +141,7 @@ func (f *upgradeFlags) spec(from, to string, gates []v1alpha1.Gate, excluded []s
 		Strategy: v1alpha1.Strategy{
 			Waves: waves, First: f.first, Last: f.last, Parallelism: f.parallelism,
 			PauseBetweenWaves: metav1.Duration{Duration: f.pause},
+			Bake:              metav1.Duration{Duration: f.bake},
 			RolloutTimeout:    metav1.Duration{Duration: f.rolloutTimeout},
 		},
 		Gates:         gates,

@@ -48,6 +48,9 @@ func TestUpgradeFlagsValidate(t *testing.T) {
 		{name: "parallelism negative", args: []string{"--to", "1.24.2", "--parallelism", "-3"}, want: "invalid --parallelism -3"},
 		{name: "drill with prune", args: []string{"--to", "1.24.2", "--drill", "--prune"}, want: "--drill rolls back"},
 		{name: "bad waves", args: []string{"--to", "1.24.2", "--waves", "1,0"}, want: `invalid --waves entry "0"`},
+		{name: "bake", args: []string{"--to", "1.24.2", "--bake", "10m"}},
+		{name: "Defect9 drill without the migrate step", args: []string{"--to", "1.24.2", "--drill", "--skip", "migrate"}, want: "--drill rehearses the rollback"},
+		{name: "negative bake", args: []string{"--to", "1.24.2", "--bake", "-1s"}, want: "invalid --bake"},
 		{name: "bad namespace selector", args: []string{"--to", "1.24.2", "--namespace-selector", "team in (pay"}, want: "invalid --namespace-selector"},
 	}
 	for _, tc := range tests {
@@ -107,7 +110,7 @@ func TestUpgradeFlagsSpec(t *testing.T) {
 	f := upgradeFlagsFrom(t, "--to", "1.24.2",
 		"--namespace-only", "a,b", "--exclude-namespace", "kube-system",
 		"--exclude-workload", "Deployment a/web", "--first", "canary", "--last", "tier=critical",
-		"--waves", "2,50%", "--parallelism", "4", "--pause", "30s", "--rollout-timeout", "2m",
+		"--waves", "2,50%", "--parallelism", "4", "--pause", "30s", "--bake", "5m", "--rollout-timeout", "2m",
 		"--prometheus", "http://prom:9090", "--rollback", "manual", "--namespace-selector", "team=pay")
 	gates := []v1alpha1.Gate{{Name: "probe", Probe: &v1alpha1.ProbeGate{URL: "http://shop/"}}}
 
@@ -126,6 +129,7 @@ func TestUpgradeFlagsSpec(t *testing.T) {
 		Strategy: v1alpha1.Strategy{
 			Waves: []v1alpha1.WaveSize{{Count: 2}, {Percent: 50}}, First: []string{"canary"}, Last: []string{"tier=critical"},
 			Parallelism: 4, PauseBetweenWaves: metav1.Duration{Duration: 30 * time.Second},
+			Bake:           metav1.Duration{Duration: 5 * time.Minute},
 			RolloutTimeout: metav1.Duration{Duration: 2 * time.Minute},
 		},
 		Gates:         gates,

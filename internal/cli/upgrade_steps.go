@@ -49,9 +49,14 @@ func (u *upgradeRun) gateways(ctx context.Context, from, to string) ([]gateway.S
 		if st.Live != from {
 			continue
 		}
-		gc := gateway.Clients{Kube: u.c.Kube, Dynamic: u.c.Dynamic}
-		if _, err := gateway.Install(ctx, gc, gateway.InstallOptions{Name: gw, Namespace: ns, Revision: to, Cache: u.cache}); err != nil {
-			return flipped, err
+		// The target colour is (re)applied from the run's chart source; a
+		// colour flipped back to already exists (it served before) and is
+		// not re-rendered, since --charts holds only the target's charts.
+		if to == u.to || !hasColour(st, to) {
+			gc := gateway.Clients{Kube: u.c.Kube, Dynamic: u.c.Dynamic}
+			if _, err := gateway.Install(ctx, gc, gateway.InstallOptions{Name: gw, Namespace: ns, Revision: to, Cache: u.cache, Source: u.source}); err != nil {
+				return flipped, err
+			}
 		}
 		start := time.Now()
 		res, err := gateway.Switch(ctx, u.c.Kube, gateway.SwitchOptions{Name: gw, Namespace: ns, To: to})
@@ -65,4 +70,14 @@ func (u *upgradeRun) gateways(ctx context.Context, from, to string) ([]gateway.S
 		fmt.Fprintf(u.w, "step gateways: no meshroll gateway serves %s\n", from)
 	}
 	return flipped, nil
+}
+
+// hasColour reports whether a gateway has a colour of revision rev.
+func hasColour(st *gateway.Status, rev string) bool {
+	for _, c := range st.Colours {
+		if c.Revision == rev {
+			return true
+		}
+	}
+	return false
 }
