@@ -155,6 +155,16 @@ func TestSeededMesh(t *testing.T) {
 			}
 			planted[code+" "+obj] = true
 			objects[obj] = true
+			if p.Kind == demo.ProblemStaleProxy { // rolled up per namespace too
+				planted[check.CodeNamespaceProxiesStale+" Namespace/"+p.Namespace] = true
+				objects["Namespace/"+p.Namespace] = true
+			}
+		}
+		// Unlabelled namespaces with pods get the istioctl-analyze style note.
+		for _, ns := range plan.Namespaces {
+			if ns.Style == demo.StyleNone {
+				objects["Namespace/"+ns.Name] = true
+			}
 		}
 		found := map[string]bool{}
 		for _, f := range findings {
