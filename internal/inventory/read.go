@@ -100,7 +100,7 @@ func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
 	})
 	run(func() (err error) { o.jobs, err = readControllers(ctx, c, gvrJobs, "Job"); return err })
 	var tmu sync.Mutex
-	for _, read := range templateReaders {
+	for _, read := range templateReaders() {
 		run(func() error {
 			return read(ctx, c, func(r ref, t *podTemplate) {
 				tmu.Lock()

@@ -53,42 +53,44 @@ type templateReader func(ctx context.Context, c Clients, add func(ref, *podTempl
 // templateReaders read the kinds whose templates matter. Full objects are
 // needed (metadata says nothing about templates); each page is folded into
 // podTemplates at once, so memory stays at a few pages.
-var templateReaders = [...]templateReader{
-	func(ctx context.Context, c Clients, add func(ref, *podTemplate)) error {
-		return eachTyped(ctx, "deployments", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return c.Kube.AppsV1().Deployments("").List(ctx, o)
-		}, func(d *appsv1.Deployment) {
-			t := summarize(&d.Spec.Template)
-			t.replicas = d.Spec.Replicas
-			add(ref{kind: KindDeployment, namespace: d.Namespace, name: d.Name}, t)
-		})
-	},
-	func(ctx context.Context, c Clients, add func(ref, *podTemplate)) error {
-		return eachTyped(ctx, "daemonsets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return c.Kube.AppsV1().DaemonSets("").List(ctx, o)
-		}, func(d *appsv1.DaemonSet) {
-			t := summarize(&d.Spec.Template)
-			t.onDelete = d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType
-			add(ref{kind: KindDaemonSet, namespace: d.Namespace, name: d.Name}, t)
-		})
-	},
-	func(ctx context.Context, c Clients, add func(ref, *podTemplate)) error {
-		return eachTyped(ctx, "statefulsets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return c.Kube.AppsV1().StatefulSets("").List(ctx, o)
-		}, func(s *appsv1.StatefulSet) {
-			t := summarize(&s.Spec.Template)
-			t.replicas = s.Spec.Replicas
-			t.onDelete = s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType
-			add(ref{kind: KindStatefulSet, namespace: s.Namespace, name: s.Name}, t)
-		})
-	},
-	func(ctx context.Context, c Clients, add func(ref, *podTemplate)) error {
-		return eachTyped(ctx, "cronjobs", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return c.Kube.BatchV1().CronJobs("").List(ctx, o)
-		}, func(j *batchv1.CronJob) {
-			add(ref{kind: KindCronJob, namespace: j.Namespace, name: j.Name}, summarize(&j.Spec.JobTemplate.Spec.Template))
-		})
-	},
+func templateReaders() []templateReader {
+	return []templateReader{
+		func(ctx context.Context, c Clients, add func(ref, *podTemplate)) error {
+			return eachTyped(ctx, "deployments", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return c.Kube.AppsV1().Deployments("").List(ctx, o)
+			}, func(d *appsv1.Deployment) {
+				t := summarize(&d.Spec.Template)
+				t.replicas = d.Spec.Replicas
+				add(ref{kind: KindDeployment, namespace: d.Namespace, name: d.Name}, t)
+			})
+		},
+		func(ctx context.Context, c Clients, add func(ref, *podTemplate)) error {
+			return eachTyped(ctx, "daemonsets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return c.Kube.AppsV1().DaemonSets("").List(ctx, o)
+			}, func(d *appsv1.DaemonSet) {
+				t := summarize(&d.Spec.Template)
+				t.onDelete = d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType
+				add(ref{kind: KindDaemonSet, namespace: d.Namespace, name: d.Name}, t)
+			})
+		},
+		func(ctx context.Context, c Clients, add func(ref, *podTemplate)) error {
+			return eachTyped(ctx, "statefulsets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return c.Kube.AppsV1().StatefulSets("").List(ctx, o)
+			}, func(s *appsv1.StatefulSet) {
+				t := summarize(&s.Spec.Template)
+				t.replicas = s.Spec.Replicas
+				t.onDelete = s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType
+				add(ref{kind: KindStatefulSet, namespace: s.Namespace, name: s.Name}, t)
+			})
+		},
+		func(ctx context.Context, c Clients, add func(ref, *podTemplate)) error {
+			return eachTyped(ctx, "cronjobs", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return c.Kube.BatchV1().CronJobs("").List(ctx, o)
+			}, func(j *batchv1.CronJob) {
+				add(ref{kind: KindCronJob, namespace: j.Namespace, name: j.Name}, summarize(&j.Spec.JobTemplate.Spec.Template))
+			})
+		},
+	}
 }
 
 // eachTyped streams a paged typed LIST through fn.
