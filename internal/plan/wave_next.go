@@ -204,6 +204,10 @@ func Next(plan WavePlan, s State, now time.Time) Decision {
 				Reason: fmt.Sprintf("wave %d baked %s; readiness and its gates must pass again before %s", w.Index, s.Bake, next)}
 		}
 	}
+	gated := "gated"
+	if s.Bake > 0 {
+		gated = "gated, baked and gated again"
+	}
 	return Decision{Action: ActionDone,
-		Reason: fmt.Sprintf("all %d wave(s) migrated, gated and baked; %d skipped workload(s) need manual action", len(plan.Waves), len(plan.Skipped))}
+		Reason: fmt.Sprintf("all %d wave(s) migrated and %s; %d skipped workload(s) need manual action", len(plan.Waves), gated, len(plan.Skipped))}
 }

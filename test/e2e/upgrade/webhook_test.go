@@ -20,18 +20,34 @@ import (
 	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
-// TestAssignmentWebhookKeepsRevision migrates workloads moved by pod label,
-// then plays a workload owner who redeploys the old manifest (istio.io/rev
-// 1-23-2 in the template): with `meshroll webhook` serving, the stored
-// Deployment keeps 1-24-2; a Deployment the upgrade never moved is left as
-// its owner wrote it.
+// TestAssignmentWebhookKeepsRevision migrates workloads moved by pod label
+// and, while the upgrade is still active (its only wave baking), plays a
+// workload owner who redeploys the old manifest (istio.io/rev 1-23-2 in the
+// template): with `meshroll webhook` serving, the stored Deployment keeps
+// 1-24-2; a Deployment the upgrade never moved is left as its owner wrote
+// it. Once the upgrade has finished, the webhook assigns nothing more.
 func TestAssignmentWebhookKeepsRevision(t *testing.T) {
 	e := newEnv(t)
 	p := e.seed(t, demo.MigrationOptions{Prefix: "assign", Namespaces: 2, Workloads: 6})
 	podNS := p.Namespaces[1].Name // the unlabelled namespace: moved per workload
-	mu := e.start(t, spec("assign", []string{podNS}, []v1alpha1.WaveSize{{Count: 2}}, 3), nil)
-	if _, err := e.engine(t, nil, nil).Run(t.Context(), mu.Name); err != nil {
-		t.Fatal(err)
+	mu := spec("assign", []string{podNS}, []v1alpha1.WaveSize{{Percent: 100}}, 3)
+	mu.Spec.Strategy.Bake = metav1.Duration{Duration: 10 * time.Minute}
+	mu = e.start(t, mu, nil)
+	runCtx, stopRun := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() {
+		_, err := e.engine(t, nil, nil).Run(runCtx, mu.Name)
+		ran <- err
+	}()
+	t.Cleanup(func() { stopRun(); <-ran })
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		got, err := e.store().Get(t.Context(), mu.Name)
+		if err == nil && got.Status.Phase == v1alpha1.PhaseBaking && got.Status.CurrentWave == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upgrade never baked its last wave: %v", err)
+		}
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
