@@ -113,7 +113,7 @@ func phaseClass(p v1alpha1.Phase) string {
 		return "bad"
 	case v1alpha1.PhaseRollingBack, v1alpha1.PhasePaused:
 		return "warn"
-	case v1alpha1.PhaseMigrating, v1alpha1.PhaseGating:
+	case v1alpha1.PhaseMigrating, v1alpha1.PhaseGating, v1alpha1.PhaseBaking:
 		return "run"
 	}
 	return "idle"
