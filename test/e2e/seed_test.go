@@ -160,9 +160,10 @@ func TestSeededMesh(t *testing.T) {
 				objects["Namespace/"+p.Namespace] = true
 			}
 		}
-		// Unlabelled namespaces with pods get the istioctl-analyze style note.
+		// Unlabelled namespaces (pod-level opt-in included) whose pods run
+		// without sidecars get the istioctl-analyze style note.
 		for _, ns := range plan.Namespaces {
-			if ns.Style == demo.StyleNone {
+			if ns.Style == demo.StyleNone || ns.Style == demo.StylePodLevel {
 				objects["Namespace/"+ns.Name] = true
 			}
 		}
