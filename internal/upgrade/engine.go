@@ -73,6 +73,14 @@ type run struct {
 	// pending is the status write in flight in the background while
 	// workloads move, nil when none.
 	pending chan flushDone
+	// wp is the frozen plan; inflight the moves running, whose outcomes
+	// arrive on results; failed is set once a move failed (no new move
+	// starts); flushTick paces progress writes.
+	wp        plan.WavePlan
+	inflight  map[int]bool
+	results   chan outcome
+	failed    bool
+	flushTick *time.Ticker
 }
 
 type outcome struct {
@@ -133,16 +141,15 @@ func (r *run) now() time.Time {
 
 func (r *run) loop(ctx context.Context) error {
 	st := &r.mu.Status
-	wp := wavePlan(st, r.mu.Spec.Strategy.Parallelism)
-	inflight := map[int]bool{}
-	results := make(chan outcome, max(1, wp.Parallelism))
-	flushTick := time.NewTicker(r.flushEvery())
-	defer flushTick.Stop()
-	failed := false
+	r.wp = wavePlan(st, r.mu.Spec.Strategy.Parallelism)
+	r.inflight = map[int]bool{}
+	r.results = make(chan outcome, max(1, r.wp.Parallelism))
+	r.flushTick = time.NewTicker(r.flushEvery())
+	defer r.flushTick.Stop()
 	for {
 		if r.mu.Spec.RollbackRequested && st.Phase != v1alpha1.PhaseRollingBack && st.Phase != v1alpha1.PhaseRolledBack {
-			if len(inflight) > 0 {
-				r.collect(ctx, results, inflight)
+			if len(r.inflight) > 0 {
+				r.collect(ctx)
 				continue
 			}
 			r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRequested, "rollback requested by an operator")
@@ -151,8 +158,8 @@ func (r *run) loop(ctx context.Context) error {
 			return nil
 		}
 		if st.Phase == v1alpha1.PhaseRollingBack {
-			if len(inflight) > 0 {
-				r.collect(ctx, results, inflight)
+			if len(r.inflight) > 0 {
+				r.collect(ctx)
 				continue
 			}
 			return r.rollback(ctx)
@@ -160,98 +167,119 @@ func (r *run) loop(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
 		}
-		d := plan.Next(wp, r.state(), r.now())
-		if (failed || d.Action != plan.ActionMigrate) && len(inflight) > 0 {
+		d := plan.Next(r.wp, r.state(), r.now())
+		if (r.failed || d.Action != plan.ActionMigrate) && len(r.inflight) > 0 {
 			// Let moves already started finish before gating, pausing or
 			// rolling back: each ends recorded, never half-done.
-			r.collect(ctx, results, inflight)
+			r.collect(ctx)
 			continue
 		}
-		switch d.Action {
-		case plan.ActionMigrate:
-			if len(d.Record) > 0 {
-				// Intent before write: the window is in the status before
-				// any of its patches is sent, so a kill or a failed write
-				// can never hide a moved workload from resume or rollback.
-				r.recordIntent(d.Wave, d.Record)
-				if err := r.flush(ctx, true); err != nil {
-					r.collect(context.WithoutCancel(ctx), results, inflight)
-					return fmt.Errorf("failed to record the intent to move %d workload(s): %w", len(d.Record), err)
-				}
-			}
-			started := 0
-			for _, ref := range d.Workloads {
-				i := r.index[ref.String()]
-				if inflight[i] || len(inflight) >= max(1, wp.Parallelism) {
-					continue
-				}
-				if st.Workloads[i].Outcome != v1alpha1.OutcomePending {
-					// plan.Next records every workload before handing it
-					// out; never write to one without a record.
-					return fmt.Errorf("failed to move %s: no intent recorded", ref)
-				}
-				if err := r.prepare(ctx, i); err != nil {
-					r.finish(outcome{i: i, err: err})
-					failed = true
-					break
-				}
-				inflight[i] = true
-				started++
-				go r.move(ctx, r.job(i, r.mu.Spec.To, true), results)
-			}
-			if started == 0 && len(inflight) == 0 {
-				continue
-			}
-			select {
-			case o := <-results:
-				delete(inflight, o.i)
-				failed = r.finish(o) || failed
-			case <-flushTick.C:
-				r.flushAsync(ctx)
-			case done := <-r.pending:
-				if err := r.landFlush(done); err != nil {
-					r.collect(context.WithoutCancel(ctx), results, inflight)
-					return err
-				}
-			case <-ctx.Done():
-				r.collect(context.WithoutCancel(ctx), results, inflight)
-				return context.Cause(ctx)
-			}
-		case plan.ActionGate:
-			if err := r.gate(ctx, d.Wave, d.AfterBake); err != nil {
+		switch res := r.step(ctx, d).(type) {
+		case stepWait:
+			if err := r.sleep(ctx, res.until); err != nil {
 				return err
 			}
-		case plan.ActionBake:
-			if err := r.wait(ctx, v1alpha1.PhaseBaking, v1alpha1.ReasonBaking, d); err != nil {
+		case stepTransient:
+			return res.err
+		case stepFailed:
+			if err := r.fail(ctx, res); err != nil {
 				return err
 			}
-		case plan.ActionPause:
-			if err := r.wait(ctx, v1alpha1.PhasePaused, v1alpha1.ReasonPaused, d); err != nil {
-				return err
-			}
-		case plan.ActionHalt:
-			r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonRolloutFailed, d.Reason+"; fix the workload and run `meshroll rollback "+r.mu.Name+"`, then start a new upgrade")
-			return nil
-		case plan.ActionRollback:
-			r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRolloutFailed, d.Reason)
-			if err := r.flush(ctx, true); err != nil {
-				return err
-			}
-		case plan.ActionDone:
-			if err := r.finishLabels(ctx); err != nil {
-				return err
-			}
-			r.setPhase(v1alpha1.PhaseSucceeded, v1alpha1.ReasonAllMigrated, d.Reason)
+		case stepFinal:
 			return nil
 		}
 	}
 }
 
+// step takes the one step plan.Next decided.
+func (r *run) step(ctx context.Context, d plan.Decision) stepResult {
+	switch d.Action {
+	case plan.ActionMigrate:
+		return r.migrate(ctx, d)
+	case plan.ActionGate:
+		return r.gate(ctx, d.Wave, d.AfterBake)
+	case plan.ActionBake:
+		return r.wait(ctx, v1alpha1.PhaseBaking, v1alpha1.ReasonBaking, d)
+	case plan.ActionPause:
+		return r.wait(ctx, v1alpha1.PhasePaused, v1alpha1.ReasonPaused, d)
+	case plan.ActionHalt:
+		r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonRolloutFailed, d.Reason+"; fix the workload and run `meshroll rollback "+r.mu.Name+"`, then start a new upgrade")
+		return stepFinal{}
+	case plan.ActionRollback:
+		r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRolloutFailed, d.Reason)
+		return transientIf(r.flush(ctx, true))
+	case plan.ActionDone:
+		if err := r.finishLabels(ctx); err != nil {
+			return stepTransient{err: err}
+		}
+		r.setPhase(v1alpha1.PhaseSucceeded, v1alpha1.ReasonAllMigrated, d.Reason)
+		return stepFinal{}
+	}
+	return stepTransient{err: fmt.Errorf("failed to take step %q: unknown action", d.Action)}
+}
+
+// migrate records the intent for the decision's window when it has none
+// yet, starts as many of its workloads as there are free slots and waits for
+// the next move to end (or for a progress write to be due).
+func (r *run) migrate(ctx context.Context, d plan.Decision) stepResult {
+	st := &r.mu.Status
+	if len(d.Record) > 0 {
+		// Intent before write: the window is in the status before any of
+		// its patches is sent, so a kill or a failed write can never hide
+		// a moved workload from resume or rollback.
+		r.recordIntent(d.Wave, d.Record)
+		if err := r.flush(ctx, true); err != nil {
+			r.collect(context.WithoutCancel(ctx))
+			return stepTransient{err: fmt.Errorf("failed to record the intent to move %d workload(s): %w", len(d.Record), err)}
+		}
+	}
+	started := 0
+	for _, ref := range d.Workloads {
+		i := r.index[ref.String()]
+		if r.inflight[i] || len(r.inflight) >= max(1, r.wp.Parallelism) {
+			continue
+		}
+		if st.Workloads[i].Outcome != v1alpha1.OutcomePending {
+			// plan.Next records every workload before handing it out;
+			// never write to one without a record.
+			r.collect(context.WithoutCancel(ctx))
+			return stepTransient{err: fmt.Errorf("failed to move %s: no intent recorded", ref)}
+		}
+		if err := r.prepare(ctx, i); err != nil {
+			r.finish(outcome{i: i, err: err})
+			r.failed = true
+			break
+		}
+		r.inflight[i] = true
+		started++
+		go r.move(ctx, r.job(i, r.mu.Spec.To, true), r.results)
+	}
+	if started == 0 && len(r.inflight) == 0 {
+		return stepDone{}
+	}
+	select {
+	case o := <-r.results:
+		delete(r.inflight, o.i)
+		r.failed = r.finish(o) || r.failed
+	case <-r.flushTick.C:
+		r.flushAsync(ctx)
+	case done := <-r.pending:
+		if err := r.landFlush(done); err != nil {
+			r.collect(context.WithoutCancel(ctx))
+			return stepTransient{err: err}
+		}
+	case <-ctx.Done():
+		r.collect(context.WithoutCancel(ctx))
+		return stepTransient{err: context.Cause(ctx)}
+	}
+	return stepDone{}
+}
+
 // collect waits for every in-flight move and records it.
-func (r *run) collect(ctx context.Context, results chan outcome, inflight map[int]bool) {
-	for len(inflight) > 0 {
-		o := <-results
-		delete(inflight, o.i)
+func (r *run) collect(ctx context.Context) {
+	for len(r.inflight) > 0 {
+		o := <-r.results
+		delete(r.inflight, o.i)
 		r.finish(o)
 	}
 	_ = r.flush(ctx, true)

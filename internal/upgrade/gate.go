@@ -15,8 +15,8 @@ const readinessGate = "readiness"
 
 // gate evaluates readiness of the wave's workloads and every configured gate,
 // right after the wave's moves or (afterBake) at the end of its bake. A
-// failure sends the run to rollback (policy Auto) or halts it.
-func (r *run) gate(ctx context.Context, wave int, afterBake bool) error {
+// failed gate is a stepFailed: the loop rolls back (policy Auto) or halts.
+func (r *run) gate(ctx context.Context, wave int, afterBake bool) stepResult {
 	st := &r.mu.Status
 	when := "after wave"
 	if afterBake {
@@ -41,7 +41,7 @@ func (r *run) gate(ctx context.Context, wave int, afterBake bool) error {
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return context.Cause(ctx)
+				return stepTransient{err: context.Cause(ctx)}
 			}
 			ok, ev = false, "could not evaluate: "+err.Error()
 		}
@@ -60,15 +60,9 @@ func (r *run) gate(ctx context.Context, wave int, afterBake bool) error {
 		}
 		r.event("gate", wave, msg)
 		r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonGatePassed, msg)
-		return r.flush(ctx, true)
+		return transientIf(r.flush(ctx, true))
 	}
-	msg := fmt.Sprintf("gate %s %d failed (%s)", when, wave, failed)
-	if r.mu.Spec.Rollback == v1alpha1.RollbackManual {
-		r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonGateFailed, msg+"; automatic rollback is off: investigate, then `meshroll rollback "+r.mu.Name+"`")
-	} else {
-		r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonGateFailed, msg+"; rolling back every moved workload")
-	}
-	return r.flush(ctx, true)
+	return stepFailed{reason: v1alpha1.ReasonGateFailed, why: fmt.Sprintf("gate %s %d failed (%s)", when, wave, failed)}
 }
 
 // readiness re-judges every workload of the wave from the informer cache: a

@@ -48,18 +48,23 @@ func (r *run) recordIntent(wave int, refs []plan.WorkloadRef) {
 	r.dirty = true
 }
 
-// wait records a pause or a bake and sleeps until it ends, rereading the
-// MeshUpgrade every PollEvery so that a rollback requested meanwhile (by
-// `meshroll rollback`) ends the wait at once instead of after a long soak.
-func (r *run) wait(ctx context.Context, phase v1alpha1.Phase, reason string, d plan.Decision) error {
+// wait records a pause or a bake; the loop then sleeps until it ends.
+func (r *run) wait(ctx context.Context, phase v1alpha1.Phase, reason string, d plan.Decision) stepResult {
 	if r.mu.Status.Phase != phase {
 		r.setPhase(phase, reason, d.Reason)
 	}
 	if err := r.flush(ctx, true); err != nil {
-		return err
+		return stepTransient{err: err}
 	}
+	return stepWait{until: d.NotBefore}
+}
+
+// sleep waits until until, rereading the MeshUpgrade every PollEvery so that
+// a rollback requested meanwhile (by `meshroll rollback`) ends the wait at
+// once instead of after a long soak.
+func (r *run) sleep(ctx context.Context, until time.Time) error {
 	for {
-		left := d.NotBefore.Sub(r.now())
+		left := until.Sub(r.now())
 		if left <= 0 {
 			return nil
 		}
