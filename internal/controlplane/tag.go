@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,11 +54,13 @@ type TagResult struct {
 }
 
 // SetTag creates or moves the istio-revision-tag-<tag> webhook so that
-// namespaces labelled istio.io/rev=<tag> are injected by Revision. It renders
-// the webhook from the revision's own istiod chart and copies the client
-// config of the revision's injector, as istioctl does. The default tag also
-// points istiod-default-validator at the revision and neutralises a legacy
-// non-revisioned injector.
+// namespaces labelled istio.io/rev=<tag> are injected by Revision. It writes
+// exactly what `istioctl tag set` writes (see tagObjects): the webhook (and
+// from Istio 1.28 on the tag's Service) rendered from the revision's own
+// istiod chart, with the client config and metadata of the revision's
+// injector and no installer labels, so istioctl and meshroll can each move
+// the other's tags. The default tag also points istiod-default-validator at
+// the revision and neutralises a legacy non-revisioned injector.
 func SetTag(ctx context.Context, c Clients, opts TagOptions) (*TagResult, error) {
 	ns := opts.Namespace
 	if ns == "" {
@@ -99,6 +100,15 @@ func SetTag(ctx context.Context, c Clients, opts TagOptions) (*TagResult, error)
 		if err := judgeDryRun(ctx, a, objs, res.Changes); err != nil {
 			return res, err
 		}
+	}
+	keep := ""
+	if svc := findTagged(objs, "Service", opts.Tag); svc != nil {
+		keep = svc.GetName()
+	}
+	gone, err := pruneTagServices(ctx, c.Kube, ns, opts.Tag, keep, opts.DryRun)
+	res.Changes = append(res.Changes, gone...)
+	if err != nil {
+		return res, err
 	}
 	if opts.Tag == istio.DefaultRevision {
 		ch, err := deactivateLegacyInjector(ctx, c.Kube, opts.DryRun)
@@ -170,103 +180,6 @@ func ContainsFields(live, want any) bool {
 	}
 }
 
-// tagObjects renders the tag webhook (and for the default tag the default
-// validator) and gives them the client config of the revision's own webhooks.
-func tagObjects(ctx context.Context, kc kubernetes.Interface, r istio.RenderOptions, tag string) ([]*unstructured.Unstructured, error) {
-	admit := kc.AdmissionregistrationV1()
-	injName := injectorWebhookName(r.Revision)
-	injector, err := admit.MutatingWebhookConfigurations().Get(ctx, injName, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("failed to get injector webhook %q of revision %q: %w", injName, r.Revision, err)
-	}
-	rr := r
-	rr.Components = []istio.Component{istio.Istiod}
-	rr.Values = map[string]any{"revisionTags": []any{tag}}
-	wh, err := renderOne(ctx, rr, "MutatingWebhookConfiguration", istio.TagWebhookPrefix+tag)
-	if err != nil {
-		return nil, err
-	}
-	var mwc admissionv1.MutatingWebhookConfiguration
-	if err := fromUnstructured(wh, &mwc); err != nil {
-		return nil, err
-	}
-	if err := AdoptInjectorClientConfig(&mwc, injector); err != nil {
-		return nil, err
-	}
-	out, err := toUnstructured(&mwc)
-	if err != nil {
-		return nil, err
-	}
-	objs := []*unstructured.Unstructured{out}
-	if tag != istio.DefaultRevision {
-		return objs, nil
-	}
-	vwc, err := defaultValidator(ctx, kc, r)
-	if err != nil {
-		return nil, err
-	}
-	return append(objs, vwc), nil
-}
-
-// defaultValidator renders istiod-default-validator from the base chart with
-// defaultRevision set and copies the revision validator's client config.
-func defaultValidator(ctx context.Context, kc kubernetes.Interface, r istio.RenderOptions) (*unstructured.Unstructured, error) {
-	admit := kc.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	rb := r
-	rb.Components = []istio.Component{istio.Base}
-	rb.Values = map[string]any{"defaultRevision": r.Revision}
-	obj, err := renderOne(ctx, rb, "ValidatingWebhookConfiguration", DefaultValidatorName)
-	if err != nil {
-		return nil, err
-	}
-	var vwc admissionv1.ValidatingWebhookConfiguration
-	if err := fromUnstructured(obj, &vwc); err != nil {
-		return nil, err
-	}
-	srcName := validatorWebhookName(r.Revision, r.Namespace)
-	src, err := admit.Get(ctx, srcName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		// No per-revision validator (as istioctl tolerates): keep the
-		// rendered Service target, adapted to the sandbox if there is one.
-		if err := adaptToSandbox(ctx, kc, []*unstructured.Unstructured{obj}); err != nil {
-			return nil, err
-		}
-		if err := fromUnstructured(obj, &vwc); err != nil {
-			return nil, err
-		}
-	case err != nil:
-		return nil, fmt.Errorf("failed to get validating webhook %q: %w", srcName, err)
-	default:
-		if err := AdoptValidatorClientConfig(&vwc, src); err != nil {
-			return nil, err
-		}
-	}
-	// istiod flips failurePolicy to Fail once it serves validation: keep what
-	// the live object says, as istioctl does.
-	live, err := admit.Get(ctx, DefaultValidatorName, metav1.GetOptions{})
-	if err == nil {
-		keepFailurePolicy(&vwc, live)
-	} else if !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("failed to get validating webhook %q: %w", DefaultValidatorName, err)
-	}
-	return toUnstructured(&vwc)
-}
-
-// renderOne renders r and returns the one object of kind and name.
-func renderOne(ctx context.Context, r istio.RenderOptions, kind, name string) (*unstructured.Unstructured, error) {
-	objs, err := istio.Render(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range objs {
-		if o.GetKind() == kind && o.GetName() == name {
-			return o, nil
-		}
-	}
-	return nil, fmt.Errorf("failed to render %s %q: the %s chart of istio %s produced none", kind, name, r.Components[0], r.Version)
-}
-
 // injectorWebhookName is a revision's own injector configuration.
 func injectorWebhookName(rev string) string {
 	if rev == "" || rev == istio.DefaultRevision {
@@ -336,64 +249,6 @@ func DeactivateInjector(w *admissionv1.MutatingWebhookConfiguration) bool {
 
 func isNeverMatch(s *metav1.LabelSelector) bool {
 	return s != nil && len(s.MatchExpressions) == 0 && len(s.MatchLabels) == 1 && s.MatchLabels["istio.io/deactivated"] == "never-match"
-}
-
-// AdoptInjectorClientConfig gives every webhook of a rendered tag
-// configuration the client config (URL or Service path, and caBundle) of the
-// revision's own injector, so the tag reaches the same injector the revision
-// does; the sandbox's Service record annotation comes along.
-func AdoptInjectorClientConfig(tag, injector *admissionv1.MutatingWebhookConfiguration) error {
-	var src *admissionv1.WebhookClientConfig
-	for i := range injector.Webhooks {
-		if strings.HasSuffix(injector.Webhooks[i].Name, "sidecar-injector.istio.io") {
-			src = &injector.Webhooks[i].ClientConfig
-			break
-		}
-	}
-	if src == nil {
-		return fmt.Errorf("failed to read injector webhook %q: it has no sidecar-injector.istio.io webhook", injector.Name)
-	}
-	for i := range tag.Webhooks {
-		tag.Webhooks[i].ClientConfig = *src.DeepCopy()
-	}
-	copyServiceRecord(&tag.ObjectMeta, injector.ObjectMeta)
-	return nil
-}
-
-// AdoptValidatorClientConfig gives the default validator's webhooks the
-// client config of the revision's own validator.
-func AdoptValidatorClientConfig(vwc, src *admissionv1.ValidatingWebhookConfiguration) error {
-	if len(src.Webhooks) == 0 {
-		return fmt.Errorf("failed to read validating webhook %q: it has no webhooks", src.Name)
-	}
-	for i := range vwc.Webhooks {
-		vwc.Webhooks[i].ClientConfig = *src.Webhooks[0].ClientConfig.DeepCopy()
-	}
-	copyServiceRecord(&vwc.ObjectMeta, src.ObjectMeta)
-	return nil
-}
-
-func keepFailurePolicy(vwc, live *admissionv1.ValidatingWebhookConfiguration) {
-	byName := map[string]*admissionv1.FailurePolicyType{}
-	for _, h := range live.Webhooks {
-		byName[h.Name] = h.FailurePolicy
-	}
-	for i := range vwc.Webhooks {
-		if fp, ok := byName[vwc.Webhooks[i].Name]; ok && fp != nil {
-			vwc.Webhooks[i].FailurePolicy = fp
-		}
-	}
-}
-
-func copyServiceRecord(dst *metav1.ObjectMeta, src metav1.ObjectMeta) {
-	v, ok := src.Annotations[inventory.AnnotationWebhookService]
-	if !ok {
-		return
-	}
-	if dst.Annotations == nil {
-		dst.Annotations = map[string]string{}
-	}
-	dst.Annotations[inventory.AnnotationWebhookService] = v
 }
 
 func fromUnstructured(u *unstructured.Unstructured, into any) error {

@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshroll/meshroll/internal/inventory"
-	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/plan"
 )
 
@@ -151,39 +150,6 @@ func TestPlanRemoveTag(t *testing.T) {
 				t.Errorf("webhook %q revision %q", webhook, res.Revision)
 			}
 		})
-	}
-}
-
-func TestAdoptInjectorClientConfig(t *testing.T) {
-	url := "https://127.0.0.1:9443/inject/rev/1-24-2"
-	injector := &admissionv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "istio-sidecar-injector-1-24-2",
-			Annotations: map[string]string{inventory.AnnotationWebhookService: "istio-system/istiod-1-24-2:443/inject"}},
-		Webhooks: []admissionv1.MutatingWebhook{
-			{Name: "rev.namespace.sidecar-injector.istio.io", ClientConfig: admissionv1.WebhookClientConfig{URL: &url, CABundle: []byte("ca")}},
-		},
-	}
-	svc := &admissionv1.ServiceReference{Namespace: "istio-system", Name: "istiod-1-24-2"}
-	tag := &admissionv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: istio.TagWebhookPrefix + "prod"},
-		Webhooks: []admissionv1.MutatingWebhook{
-			{Name: "rev.namespace.sidecar-injector.istio.io", ClientConfig: admissionv1.WebhookClientConfig{Service: svc}},
-			{Name: "rev.object.sidecar-injector.istio.io", ClientConfig: admissionv1.WebhookClientConfig{Service: svc}},
-		},
-	}
-	if err := AdoptInjectorClientConfig(tag, injector); err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range tag.Webhooks {
-		if h.ClientConfig.Service != nil || h.ClientConfig.URL == nil || *h.ClientConfig.URL != url || string(h.ClientConfig.CABundle) != "ca" {
-			t.Errorf("webhook %s client config = %+v", h.Name, h.ClientConfig)
-		}
-	}
-	if tag.Annotations[inventory.AnnotationWebhookService] != "istio-system/istiod-1-24-2:443/inject" {
-		t.Errorf("annotations = %v", tag.Annotations)
-	}
-	if err := AdoptInjectorClientConfig(tag, &admissionv1.MutatingWebhookConfiguration{}); err == nil {
-		t.Error("no error for an injector without injection webhooks")
 	}
 }
 

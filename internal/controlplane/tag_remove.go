@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -17,6 +18,9 @@ import (
 // RemoveTagOptions name the tag to remove.
 type RemoveTagOptions struct {
 	Tag string
+	// Namespace is the control plane's namespace, where a tag's Service
+	// lives; "" means istio-system.
+	Namespace string
 	// Force removes the tag even though namespaces still use it: their next
 	// pods are not injected.
 	Force  bool
@@ -59,7 +63,8 @@ func PlanRemoveTag(snap *inventory.Snapshot, tag string, force bool) (*RemoveTag
 	return res, found.Webhook, nil
 }
 
-// RemoveTag deletes the tag's webhook after PlanRemoveTag allows it.
+// RemoveTag deletes the tag's webhook and its Service (if any, as istioctl
+// 1.28+ makes) after PlanRemoveTag allows it.
 func RemoveTag(ctx context.Context, c Clients, opts RemoveTagOptions) (*RemoveTagResult, error) {
 	if opts.Snapshot == nil {
 		return nil, fmt.Errorf("failed to remove tag %q: no inventory snapshot given", opts.Tag)
@@ -76,7 +81,38 @@ func RemoveTag(ctx context.Context, c Clients, opts RemoveTagOptions) (*RemoveTa
 		return res, fmt.Errorf("failed to delete webhook %q: %w", webhook, err)
 	}
 	res.Changes = []Change{{Kind: "MutatingWebhookConfiguration", Name: webhook, Action: Deleted}}
-	return res, nil
+	ns := opts.Namespace
+	if ns == "" {
+		ns = istio.SystemNamespace
+	}
+	gone, err := pruneTagServices(ctx, c.Kube, ns, opts.Tag, "", opts.DryRun)
+	res.Changes = append(res.Changes, gone...)
+	return res, err
+}
+
+// pruneTagServices deletes the tag's Services except keep: a tag removed, or
+// moved to a release whose chart has no tag Service, must not leave one that
+// still selects the old revision's istiod.
+func pruneTagServices(ctx context.Context, kc kubernetes.Interface, ns, tag, keep string, dryRun bool) ([]Change, error) {
+	svcs, err := tagServices(ctx, kc, ns, tag)
+	if err != nil {
+		return nil, err
+	}
+	del := metav1.DeleteOptions{}
+	if dryRun {
+		del.DryRun = []string{metav1.DryRunAll}
+	}
+	var out []Change
+	for _, s := range svcs {
+		if s.Name == keep {
+			continue
+		}
+		if err := kc.CoreV1().Services(ns).Delete(ctx, s.Name, del); err != nil && !apierrors.IsNotFound(err) {
+			return out, fmt.Errorf("failed to delete service %q: %w", ns+"/"+s.Name, err)
+		}
+		out = append(out, Change{Kind: "Service", Namespace: ns, Name: s.Name, Action: Deleted})
+	}
+	return out, nil
 }
 
 // controlPlaneSnapshot reads only revisions and tags: enough to judge a new

@@ -27,6 +27,10 @@ const (
 	Base    Component = "base"
 	Istiod  Component = "istio-control/istio-discovery"
 	Gateway Component = "gateway"
+	// Default is the chart of the default revision's cluster-wide objects
+	// (istiod-default-validator): what istioctl renders when the default
+	// tag moves. meshroll renders it for tags only, never for an install.
+	Default Component = "default"
 )
 
 // Defaults for RenderOptions; they are the names Istio's own docs use, so a
@@ -170,9 +174,9 @@ func (opts RenderOptions) normalize() (RenderOptions, error) {
 	var comps []Component
 	for _, c := range o.Components {
 		switch c {
-		case Base, Istiod, Gateway:
+		case Base, Istiod, Gateway, Default:
 		default:
-			return o, fmt.Errorf("failed to render component %q: unknown component (known: %q, %q, %q)", c, Base, Istiod, Gateway)
+			return o, fmt.Errorf("failed to render component %q: unknown component (known: %q, %q, %q, %q)", c, Base, Istiod, Gateway, Default)
 		}
 		if !slices.Contains(comps, c) {
 			comps = append(comps, c)
@@ -219,6 +223,9 @@ func (opts RenderOptions) release(comp Component) (string, string) {
 		return "istio-base", opts.Namespace
 	case Gateway:
 		return opts.GatewayName, opts.GatewayNamespace
+	case Default:
+		// istioctl renders the default chart (as every chart) as release "istio".
+		return "istio", opts.Namespace
 	default:
 		if rev := opts.chartRevision(); rev != "" {
 			return "istiod-" + rev, opts.Namespace
