@@ -20,9 +20,10 @@ demo: build
 	$(BIN)/meshroll demo
 
 # sandbox-bin builds (once, cached under the user cache dir) the real
-# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok.
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok, and
+# the istioctl releases the parity tests (test/e2e/parity) run beside meshroll.
 sandbox-bin: build
-	$(BIN)/meshroll sandbox build
+	$(BIN)/meshroll sandbox build --istioctl
 
 test: lint sandbox-bin
 	$(GO) test $(TESTFLAGS) $(PKGS)

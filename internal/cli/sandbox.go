@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -108,6 +109,7 @@ func newSandboxCmd() *cobra.Command {
 			return err
 		},
 	}
+	var withIstioctl bool
 	build := &cobra.Command{
 		Use:   "build",
 		Short: "Build (or find cached) the sandbox's component binaries and print their directory",
@@ -117,10 +119,23 @@ func newSandboxCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), dir)
-			return err
+			if _, err = fmt.Fprintln(cmd.OutOrStdout(), dir); err != nil || !withIstioctl {
+				return err
+			}
+			for _, v := range sandbox.IstioctlReleases() {
+				bin, err := sandbox.EnsureIstioctl(cmd.Context(), v, cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				if _, err := fmt.Fprintln(cmd.OutOrStdout(), bin); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
+	build.Flags().BoolVar(&withIstioctl, "istioctl", false,
+		"also build istioctl "+strings.Join(sandbox.IstioctlReleases(), " and ")+" from Istio's module (the parity tests run them)")
 	cmd.AddCommand(up, down, status, kubeconfig, build, newInjectorCmd(o))
 	return cmd
 }
