@@ -28,8 +28,10 @@ func newWebhookCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 		Use:   "webhook",
 		Short: "Serve the revision-assignment webhook: owners' deploys keep the revision meshroll assigned",
 		Long: `webhook serves the mutating admission webhook that stamps istio.io/rev on the pod template of
-every workload a MeshUpgrade moved by pod label, so a workload owner's next deploy (with the old
-revision in its manifest) cannot undo the migration. It provisions its TLS certificate in the Secret
+every workload a running MeshUpgrade moved by pod label, so a workload owner's next deploy (with the
+old revision in its manifest) cannot undo the migration. Only the upgrade named by the workload's
+meshroll.io/upgrade label assigns it, only while that upgrade runs (not once it finished, halted or
+rolls back), and only to a revision whose injector is installed. It provisions its TLS certificate in the Secret
 istio-system/meshroll-webhook-cert, registers itself (failurePolicy Ignore, 2 s timeout, only objects
 labelled meshroll.io/upgrade) and follows MeshUpgrades until interrupted; then it unregisters.`,
 		Example: `  meshroll webhook --listen 127.0.0.1:9443`,
