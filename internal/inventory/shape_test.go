@@ -2,14 +2,17 @@ package inventory
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	metafake "k8s.io/client-go/metadata/fake"
+	"k8s.io/utils/ptr"
 )
 
 // shapeClients is one revision (1-23-2, injecting namespace "mesh" by
@@ -143,4 +146,40 @@ func onlyGroup(t *testing.T, s *Snapshot, ns, name string) ProxyGroup {
 	}
 	t.Fatalf("no workload %s/%s in %+v", ns, name, s.Workloads)
 	return ProxyGroup{}
+}
+
+// TestRestartabilityFromTheTemplate pins part of #9 defect 5: workloads a
+// restart cannot move are known before any write.
+func TestRestartabilityFromTheTemplate(t *testing.T) {
+	onDelete := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "mesh"},
+		Spec: appsv1.DaemonSetSpec{UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType}}}
+	paused := workloadDeployment("mesh", "paused", nil, 1)
+	paused.Spec.Paused = true
+	partitioned := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "mesh"},
+		Spec: appsv1.StatefulSetSpec{UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptr.To[int32](2)}}}}
+	c := shapeClients(time.Time{}, "")
+	for _, o := range []runtime.Object{onDelete, paused, partitioned, workloadDeployment("mesh", "fine", nil, 1)} {
+		if err := c.Kube.(*kubefake.Clientset).Tracker().Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Read(context.Background(), c, takenAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"agent": "OnDelete", "paused": "paused", "db": "partition 2", "fine": ""}
+	for _, w := range s.Workloads {
+		why, ok := want[w.Name]
+		if !ok || w.Namespace != "mesh" {
+			continue
+		}
+		if w.Restartable != (why == "") || (why != "" && !strings.Contains(w.RestartReason, why)) {
+			t.Errorf("%s %s: restartable %t (%s), want reason containing %q", w.Kind, w.Name, w.Restartable, w.RestartReason, why)
+		}
+		delete(want, w.Name)
+	}
+	if len(want) != 0 {
+		t.Errorf("workloads not in the snapshot: %v", want)
+	}
 }

@@ -26,6 +26,11 @@ type podTemplate struct {
 	// onDelete is a StatefulSet or DaemonSet whose pods are replaced only
 	// when deleted.
 	onDelete bool
+	// paused is a Deployment whose rollouts are paused.
+	paused bool
+	// partition is a RollingUpdate StatefulSet's partition: pods with a
+	// lower ordinal are not replaced.
+	partition int32
 }
 
 func summarize(t *corev1.PodTemplateSpec) *podTemplate {
@@ -61,6 +66,7 @@ func templateReaders() []templateReader {
 			}, func(d *appsv1.Deployment) {
 				t := summarize(&d.Spec.Template)
 				t.replicas = d.Spec.Replicas
+				t.paused = d.Spec.Paused
 				add(ref{kind: KindDeployment, namespace: d.Namespace, name: d.Name}, t)
 			})
 		},
@@ -80,6 +86,9 @@ func templateReaders() []templateReader {
 				t := summarize(&s.Spec.Template)
 				t.replicas = s.Spec.Replicas
 				t.onDelete = s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType
+				if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+					t.partition = *ru.Partition
+				}
 				add(ref{kind: KindStatefulSet, namespace: s.Namespace, name: s.Name}, t)
 			})
 		},

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/meshroll/meshroll/internal/istio"
@@ -53,6 +54,9 @@ func restartability(r ref, o *owners) (bool, string) {
 	t := o.templates[r]
 	switch r.kind {
 	case KindDeployment:
+		if t != nil && t.paused {
+			return false, "Deployment is paused: a restart rolls out nothing until it is resumed (kubectl rollout resume)"
+		}
 		return true, "rollout restart replaces every pod of a Deployment"
 	case KindDaemonSet:
 		if t != nil && t.onDelete {
@@ -65,6 +69,8 @@ func restartability(r ref, o *owners) (bool, string) {
 			return false, "StatefulSet not found"
 		case t.onDelete:
 			return false, "StatefulSet uses updateStrategy OnDelete: pods are replaced only when deleted"
+		case t.partition > 0:
+			return false, fmt.Sprintf("StatefulSet has rollingUpdate.partition %d: pods with a lower ordinal are not replaced by a restart", t.partition)
 		}
 		return true, "rollout restart replaces every pod of a RollingUpdate StatefulSet"
 	case KindJob:
