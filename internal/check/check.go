@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/meshroll/meshroll/internal/inventory"
 )
@@ -38,6 +39,7 @@ const (
 	CodeNamespaceProxiesStale    = "namespace-proxies-stale"
 	CodeProxyImageAuto           = "proxy-image-auto"
 	CodeProxyRevisionUnknown     = "proxy-revision-unknown"
+	CodeTagInstallerLabels       = "tag-installer-labels"
 )
 
 // Finding is one problem with one object.
@@ -60,7 +62,7 @@ func Run(s *inventory.Snapshot) []Finding {
 	out := []Finding{}
 	for _, rule := range [...]func(*inventory.Snapshot) []Finding{
 		namespaceBothLabels, namespaceInjectionValue, namespaceRevisionMissing, namespaceAmbientSidecar,
-		namespaceInjectionCoverage, tagRevisionMissing, webhookServiceMissing, workloadFindings, namespaceProxiesStale,
+		namespaceInjectionCoverage, tagRevisionMissing, tagInstallerLabels, webhookServiceMissing, workloadFindings, namespaceProxiesStale,
 	} {
 		out = append(out, rule(s)...)
 	}
@@ -118,6 +120,27 @@ func tagRevisionMissing(s *inventory.Snapshot) []Finding {
 			Message: fmt.Sprintf("revision tag %q (webhook %s) points at revision %q, which has no istiod; pods selecting the tag cannot be injected",
 				t.Name, t.Webhook, t.Revision),
 			Fix: fmt.Sprintf("istioctl tag set %s --revision <installed-revision> --overwrite", t.Name),
+		})
+	}
+	return out
+}
+
+// tagInstallerLabels reports revision tags whose webhook carries installer
+// labels (tags written by older meshroll or by hand from an install's
+// output): `istioctl uninstall --purge` deletes them, and with them injection
+// for every namespace on the tag. Re-setting the tag rewrites it as istioctl
+// writes tags.
+func tagInstallerLabels(s *inventory.Snapshot) []Finding {
+	var out []Finding
+	for _, t := range s.Tags {
+		if len(t.InstallerLabels) == 0 {
+			continue
+		}
+		out = append(out, Finding{
+			Code: CodeTagInstallerLabels, Severity: Warning, Object: object("Tag", "", t.Name),
+			Message: fmt.Sprintf("revision tag %q (webhook %s) carries installer labels %s: istioctl uninstall --purge would delete it and stop injection for every namespace on the tag",
+				t.Name, t.Webhook, strings.Join(t.InstallerLabels, ", ")),
+			Fix: fmt.Sprintf("meshroll tag set %s --revision %s --overwrite", t.Name, t.Revision),
 		})
 	}
 	return out

@@ -26,6 +26,7 @@
 //	| terminated-pods-pin      | warning  | workload      | Succeeded/Failed pods with sidecars keep a revision in use until deleted |
 //	| webhook-service-missing  | error    | webhook       | webhook (injector, tag or validator) targets a missing Service           |
 //	| tag-revision-missing     | error    | Tag           | revision tag points at a revision that is not installed                  |
+//	| tag-installer-labels     | warning  | Tag           | tag webhook carries operator.istio.io labels: istioctl's purge deletes it |
 //
 // Findings come sorted by severity (errors first), then code, then object.
 //

@@ -58,6 +58,11 @@ var shapes = []struct {
 			g.Revision, g.Attribution, g.WantImage = inventory.RevisionUnknown, inventory.EvidenceNone, ""
 		},
 		want: map[string]string{CodeProxyRevisionUnknown: "Deployment/prod/shop"}},
+	{name: "tag with installer labels is deleted by istioctl's purge",
+		mutate: func(s *inventory.Snapshot) {
+			s.Tags[1].InstallerLabels = []string{"install.operator.istio.io/owning-resource", "operator.istio.io/component"}
+		},
+		want: map[string]string{CodeTagInstallerLabels: "Tag/prod"}},
 	{name: "unlabelled namespace in an injected mesh",
 		mutate: func(s *inventory.Snapshot) {
 			s.Namespaces[2] = inventory.Namespace{Name: "plain", Injection: istio.Injection{Reason: "no injection label"}}

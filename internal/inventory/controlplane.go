@@ -205,7 +205,7 @@ func (cp *controlPlane) build(s *Snapshot) {
 			s.EnableNamespacesByDefault = true
 		}
 		if isTag {
-			s.Tags = append(s.Tags, Tag{Name: tag, Revision: rev, Webhook: w.Name})
+			s.Tags = append(s.Tags, Tag{Name: tag, Revision: rev, Webhook: w.Name, InstallerLabels: installerLabels(w.Labels)})
 			continue
 		}
 		if isInjector(w) {
@@ -324,5 +324,20 @@ func (cp *controlPlane) webhooks() []Webhook {
 		}
 		return out[i].Name < out[j].Name
 	})
+	return out
+}
+
+// installerLabels lists a tag webhook's operator.istio.io labels, sorted:
+// istioctl drops them from tags (tags are the user's, not part of an
+// install), and `istioctl uninstall --purge` deletes whatever carries
+// operator.istio.io/component.
+func installerLabels(labels map[string]string) []string {
+	var out []string
+	for k := range labels {
+		if strings.Contains(k, "operator.istio.io") {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
 	return out
 }

@@ -183,3 +183,29 @@ func TestRestartabilityFromTheTemplate(t *testing.T) {
 		t.Errorf("workloads not in the snapshot: %v", want)
 	}
 }
+
+// TestTagInstallerLabels pins the follow-up of #16 defect 1: a tag webhook
+// that still carries installer labels is visible in the snapshot.
+func TestTagInstallerLabels(t *testing.T) {
+	old := mutating("istio-revision-tag-prod", "1-23-2", "prod", "istiod-1-23-2")
+	old.Labels["operator.istio.io/component"] = "Pilot"
+	old.Labels["install.operator.istio.io/owning-resource"] = "unknown"
+	clean := mutating("istio-revision-tag-canary", "1-23-2", "canary", "istiod-1-23-2")
+	c := shapeClients(time.Time{}, "")
+	for _, o := range []runtime.Object{old, clean} {
+		if err := c.Kube.(*kubefake.Clientset).Tracker().Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Read(context.Background(), c, takenAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, tag := range s.Tags {
+		got[tag.Name] = strings.Join(tag.InstallerLabels, ",")
+	}
+	if got["prod"] != "install.operator.istio.io/owning-resource,operator.istio.io/component" || got["canary"] != "" {
+		t.Errorf("installer labels = %v", got)
+	}
+}

@@ -82,6 +82,10 @@ type Tag struct {
 	Revision string `json:"revision"`
 	// Webhook is the tag's MutatingWebhookConfiguration.
 	Webhook string `json:"webhook"`
+	// InstallerLabels are operator.istio.io labels the tag's webhook carries
+	// (none when istioctl or meshroll wrote it): with them, istioctl's purge
+	// deletes the tag as part of an install.
+	InstallerLabels []string `json:"installerLabels,omitempty"`
 }
 
 // Namespace is a namespace's injection configuration.
