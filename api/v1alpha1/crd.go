@@ -7,3 +7,8 @@ import _ "embed"
 //
 //go:embed crd/meshroll.io_meshupgrades.yaml
 var CRD []byte
+
+// RecordCRD is the MeshUpgradeRecord CustomResourceDefinition (make generate).
+//
+//go:embed crd/meshroll.io_meshupgraderecords.yaml
+var RecordCRD []byte

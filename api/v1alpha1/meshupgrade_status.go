@@ -36,6 +36,11 @@ type MeshUpgradeStatus struct {
 	// Skipped are selected workloads a restart cannot move, with advice.
 	// +optional
 	Skipped []SkippedWorkload `json:"skipped,omitempty"`
+	// Records point at the MeshUpgradeRecords that hold Workloads and
+	// Skipped when the plan is larger than RecordInlineLimit; both lists are
+	// then empty in the stored MeshUpgrade (meshroll's store reassembles them).
+	// +optional
+	Records []RecordRef `json:"records,omitempty"`
 	// Namespaces are namespace relabels the plan makes (namespace mechanism).
 	// +optional
 	Namespaces []LabelMove `json:"namespaces,omitempty"`

@@ -18,7 +18,7 @@ var GroupVersionResource = GroupVersion.WithResource(Resource)
 
 // AddToScheme registers the types of this package in a scheme.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &MeshUpgrade{}, &MeshUpgradeList{})
+	s.AddKnownTypes(GroupVersion, &MeshUpgrade{}, &MeshUpgradeList{}, &MeshUpgradeRecord{}, &MeshUpgradeRecordList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }
