@@ -47,6 +47,16 @@ type MeshUpgradeStatus struct {
 	// Tags are revision tags the plan moves (tag mechanism).
 	// +optional
 	Tags []LabelMove `json:"tags,omitempty"`
+	// Gateways are the blue/green gateways the gateways step flips, each
+	// recorded before its Service is written, so a rollback or a halt flips
+	// back every one a kill may have hidden.
+	// +optional
+	Gateways []GatewayFlip `json:"gateways,omitempty"`
+	// Steps record the steps around the waves (gateways, tags, prune), in
+	// the order they ran: the intent is recorded before the step writes,
+	// the outcome after.
+	// +optional
+	Steps []StepStatus `json:"steps,omitempty"`
 	// Gates are gate verdicts, newest last.
 	// +optional
 	Gates []GateResult `json:"gates,omitempty"`
@@ -199,11 +209,67 @@ type LabelMove struct {
 	Name string `json:"name"`
 	From string `json:"from"`
 	To   string `json:"to"`
-	// Wave is the first wave that needs the move.
+	// Wave is the first wave that needs the move; 0 for a tag no selected
+	// workload uses, which the tags step moves after the last wave.
 	Wave int `json:"wave"`
 	// Done is true once applied (false again after rollback).
 	// +optional
 	Done bool `json:"done,omitempty"`
+}
+
+// GatewayFlip is one blue/green gateway the run moves from colour From to
+// colour To; rollback points its Service back at From.
+type GatewayFlip struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// From is the colour (revision) the Service selected before the run:
+	// the previous selector.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Done is true once the Service selects To (false again after it was
+	// flipped back).
+	// +optional
+	Done bool `json:"done,omitempty"`
+}
+
+// Step names of the recorded steps around the waves.
+const (
+	StepGateways = "Gateways"
+	StepTags     = "Tags"
+	StepPrune    = "Prune"
+)
+
+// StepState is where a recorded step stands.
+type StepState string
+
+// Step states. Running is recorded before the step's first write, so a run
+// that finds it resumes (or undoes) the step instead of guessing.
+const (
+	StepRunning  StepState = "Running"
+	StepDone     StepState = "Done"
+	StepRefused  StepState = "Refused"
+	StepReverted StepState = "Reverted"
+)
+
+// StepStatus is the record of one step around the waves.
+type StepStatus struct {
+	// Name is one of the Step* constants.
+	Name  string    `json:"name"`
+	State StepState `json:"state"`
+	// Message says what the step did or why it stopped.
+	// +optional
+	Message string      `json:"message,omitempty"`
+	At      metav1.Time `json:"at"`
+}
+
+// Step returns the record of the named step, or nil.
+func (s *MeshUpgradeStatus) Step(name string) *StepStatus {
+	for i := range s.Steps {
+		if s.Steps[i].Name == name {
+			return &s.Steps[i]
+		}
+	}
+	return nil
 }
 
 // GateResult is one gate's verdict after a wave.

@@ -69,6 +69,25 @@ type MeshUpgradeSpec struct {
 	// (what `meshroll rollback` sets).
 	// +optional
 	RollbackRequested bool `json:"rollbackRequested,omitempty"`
+	// FlipGateways makes the gateways step part of the run: before the first
+	// wave, every meshroll blue/green gateway whose Service selects From
+	// gets a ready colour of To and its Service flipped to it. Which
+	// gateways flipped is recorded in the status, so a rollback or a halt
+	// flips exactly those back.
+	// +optional
+	FlipGateways bool `json:"flipGateways,omitempty"`
+	// MoveTags makes the tags step part of the run: after the last wave's
+	// bake, every revision tag that pointed at From when the run was
+	// planned points at To (tags the selected workloads use move with their
+	// wave whatever this says).
+	// +optional
+	MoveTags bool `json:"moveTags,omitempty"`
+	// Prune makes the prune step part of the run: after the tags step,
+	// From is removed when no pod, pod template, namespace, tag, gateway or
+	// webhook references it any more. A pruned upgrade can no longer be
+	// rolled back.
+	// +optional
+	Prune bool `json:"prune,omitempty"`
 }
 
 // RollbackPolicy is Auto or Manual.
