@@ -140,6 +140,10 @@ const (
 	OutcomeFailed         Outcome = "Failed"
 	OutcomeRolledBack     Outcome = "RolledBack"
 	OutcomeRollbackFailed Outcome = "RollbackFailed"
+	// OutcomeSkipped: the run did not move the workload and never will
+	// (its owner deleted it, or it became paused, partitioned or OnDelete
+	// after planning); Message says why. It is not a failure.
+	OutcomeSkipped Outcome = "Skipped"
 )
 
 // Mechanism is how a workload is moved to the new revision.
@@ -163,6 +167,10 @@ type Counts struct {
 	Failed     int `json:"failed"`
 	Pending    int `json:"pending"`
 	RolledBack int `json:"rolledBack"`
+	// Skipped counts workloads the run left alone on purpose (gone, or not
+	// safely restartable any more); see their messages.
+	// +optional
+	Skipped int `json:"skipped,omitempty"`
 }
 
 // WorkloadStatus is one planned workload and what happened to it.
@@ -314,6 +322,8 @@ func Tally(ws []WorkloadStatus) Counts {
 			c.Failed++
 		case OutcomeRolledBack:
 			c.RolledBack++
+		case OutcomeSkipped:
+			c.Skipped++
 		default:
 			c.Pending++
 		}

@@ -144,10 +144,23 @@ type Strategy struct {
 	// the old revision still serves as the way back. 0 disables the soak.
 	// +optional
 	Bake metav1.Duration `json:"bake,omitempty"`
-	// RolloutTimeout bounds one workload's rollout; exceeding it fails the
-	// workload (default 5m).
+	// RolloutTimeout is how long one workload's rollout may go without
+	// progress (a replica updated, ready or available) before it fails. A
+	// deadline on progress rather than on the whole rollout scales with the
+	// replica count. Unset, each workload's own deadline applies: a
+	// Deployment's spec.progressDeadlineSeconds (its controller reports the
+	// failure), 10m for StatefulSets and DaemonSets.
 	// +optional
 	RolloutTimeout metav1.Duration `json:"rolloutTimeout,omitempty"`
+	// MaxFailedWorkloads is how many workloads of one wave may fail their
+	// rollout before the run halts or rolls back (Rollback); each failed
+	// workload is put back on From and reported, and the wave goes on.
+	// Transient API errors are retried and never count; a workload its owner
+	// deleted, or that cannot be restarted safely, is skipped, not failed.
+	// 0 (the default) stops at the first failure.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxFailedWorkloads int `json:"maxFailedWorkloads,omitempty"`
 }
 
 // WaveSize is a count or a percentage of the movable workloads.
@@ -168,7 +181,33 @@ type Gate struct {
 	Prometheus *PrometheusGate `json:"prometheus,omitempty"`
 	// +optional
 	Probe *ProbeGate `json:"probe,omitempty"`
+	// OnError decides what a measurement error (Prometheus unreachable or
+	// erroring, a probe that could not run) means: Retry measures again
+	// with backoff and, when it keeps failing, stops the run for an
+	// operator without rolling back (a rerun measures again); Fail counts
+	// it as a failed check. Either way an error is never a verdict on the
+	// mesh by itself.
+	// +kubebuilder:validation:Enum=Retry;Fail
+	// +kubebuilder:default=Retry
+	// +optional
+	OnError string `json:"onError,omitempty"`
+	// FailureThreshold is how many failed checks in a row fail the gate
+	// (Flagger's threshold, Argo's failureLimit + 1); between checks the
+	// engine waits Interval. Default 1.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	FailureThreshold int `json:"failureThreshold,omitempty"`
+	// Interval is the wait before a gate that failed a check below its
+	// FailureThreshold is checked again (default 10s).
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
 }
+
+// Gate OnError policies.
+const (
+	GateOnErrorRetry = "Retry"
+	GateOnErrorFail  = "Fail"
+)
 
 // PrometheusGate passes when every series of an instant query compares true
 // against a threshold.
