@@ -1,0 +1,33 @@
+package sandbox
+
+import (
+	"context"
+	"io"
+)
+
+// PilotDiscoveryReleases are the Istio releases whose istiod the sandbox's
+// tests run for real (see package istiod): the prebuild step of `make test`
+// builds exactly these, so a test never starts a cold build the prebuild did
+// not do. Add a release here when a test installs it in real-istiod mode.
+func PilotDiscoveryReleases() []string { return []string{"1.24.2"} }
+
+// pilotDiscoveryMain is istiod's binary inside the istio.io/istio module.
+// `version --short` prints the bare release without a cluster.
+func pilotDiscoveryMain() istioMain {
+	return istioMain{
+		name:        "pilot-discovery",
+		pkg:         "./pilot/cmd/pilot-discovery",
+		versionArgs: []string{"version", "--short"},
+		coldBuild:   "~6 min, ~1 min when istioctl of the release was built",
+	}
+}
+
+// EnsurePilotDiscovery returns the path of a pilot-discovery (istiod) binary
+// built from the istio.io/istio module of the given release, building it on
+// first use (about six minutes cold on two cores, one when the release's
+// istioctl was built before, since they share most dependencies) and
+// returning at once afterwards. Concurrent callers, also in other test
+// binaries, share one build.
+func EnsurePilotDiscovery(ctx context.Context, version string, out io.Writer) (string, error) {
+	return pilotDiscoveryMain().ensure(ctx, version, out)
+}
