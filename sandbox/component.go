@@ -135,7 +135,8 @@ func (p *prober) probeFor(name string) func(ctx context.Context) error {
 	}
 }
 
-// controlPlane describes the five components in start order, with the flags known to work (see
+// controlPlane describes the five components in start order (kwok's --cidr is added by Up, see
+// withKwokCIDR), with the flags known to work (see
 // /work/shared/SANDBOX-NOTES.md): everything bound to 127.0.0.1 on the recorded ports, no leader
 // election, raised client QPS so thousands of pods roll out in seconds, and fsync off in etcd.
 func controlPlane(dir string, ports map[string]int, p *prober) []component {
@@ -185,6 +186,11 @@ func controlPlane(dir string, ports map[string]int, p *prober) []component {
 			"--profiling=false",
 			"--max-requests-inflight=800",
 			"--max-mutating-requests-inflight=400",
+			// Webhooks and APIServices that name a Service are called on one of
+			// its endpoints' addresses, not its ClusterIP: there is no
+			// kube-proxy, but with the pod range routed to lo a process serving
+			// a pod's own address answers (see IstiodReal).
+			"--enable-aggregator-routing=true",
 		}},
 		{name: nameKCM, timeout: clientTimeout, args: append(clientFlags(nameKCM, PortKCM),
 			"--service-account-private-key-file="+pki(fileSAKey),
@@ -196,7 +202,6 @@ func controlPlane(dir string, ports map[string]int, p *prober) []component {
 			"--kubeconfig=" + kubeconfig,
 			"--manage-all-nodes=false",
 			"--manage-nodes-with-annotation-selector=" + kwokAnnotationKey + "=" + kwokAnnotationValue,
-			"--cidr=10.244.0.0/16",
 			"--node-lease-duration-seconds=40",
 			"--server-address=127.0.0.1:" + strconv.Itoa(ports[PortKwok]),
 		}},

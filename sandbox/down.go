@@ -45,6 +45,15 @@ func Down(ctx context.Context, dir string) error {
 		p.PID, p.Running, p.Healthy = 0, false, false
 	}
 	st.Healthy, st.NodesReady = false, 0
+	if st.PodRouted {
+		// Only once nothing can serve a pod address any more: the route must
+		// never outlive the sandbox, nor vanish under a running one.
+		if err := releaseRoutedRange(ctx, dir, st.PodRange); err != nil {
+			errs = append(errs, err)
+		} else {
+			st.PodRouted = false
+		}
+	}
 	if err := saveState(st); err != nil {
 		errs = append(errs, err)
 	}

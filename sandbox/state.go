@@ -32,6 +32,25 @@ func portNames() []string {
 const (
 	EnvDir          = "MESHROLL_SANDBOX_DIR"
 	EnvInjectorPort = "MESHROLL_INJECTOR_PORT"
+	// EnvIstiod selects what answers Istio's webhooks (IstiodStandIn or
+	// IstiodReal). Up reads it when Options.Istiod is empty, so
+	// `MESHROLL_SANDBOX_ISTIOD=real meshroll sandbox up` opts in without a
+	// flag, and passes the mode it settled on to the injector process.
+	EnvIstiod = "MESHROLL_SANDBOX_ISTIOD"
+)
+
+// What answers Istio's webhooks in a sandbox.
+const (
+	// IstiodStandIn is meshroll's stand-in injector (package
+	// sandbox/injector): Istio's webhooks are rewritten to a loopback URL
+	// and pods are never processes. The default, for now.
+	IstiodStandIn = "stand-in"
+	// IstiodReal runs a real pilot-discovery, built from Istio's module, for
+	// every istiod pod (package sandbox/istiod), bound to the pod's own
+	// address: Istio's objects stay exactly as rendered. It needs the pod
+	// range routed to lo (CAP_NET_ADMIN); without it Up falls back to
+	// IstiodStandIn and says why.
+	IstiodReal = "real"
 )
 
 // Options configures Up. The zero value starts a three-node sandbox in DefaultDir.
@@ -54,6 +73,11 @@ type Options struct {
 	// exactly as written because no controller, scheduler or kwok acts on
 	// them. Benchmarks of reads at scale use it; it is no cluster to roll out on.
 	APIOnly bool
+	// Istiod is IstiodStandIn or IstiodReal; "" keeps what a running sandbox
+	// recorded, else reads EnvIstiod, else IstiodStandIn. In real mode Up
+	// claims a routed pod range (RoutedPodRanges) before kwok starts and,
+	// when Injector is set, starts that process with EnvIstiod=real.
+	Istiod string
 }
 
 // State describes a sandbox: where it lives, how to reach it and what runs. It is persisted as
@@ -75,6 +99,20 @@ type State struct {
 	NodesReady int `json:"nodesReady"`
 	// Healthy is true when every recorded process runs and answers its health check.
 	Healthy bool `json:"healthy"`
+	// Istiod is what answers Istio's webhooks (IstiodStandIn or IstiodReal).
+	Istiod string `json:"istiod,omitempty"`
+	// IstiodNote says why the last Up ran the stand-in although real istiod
+	// was asked for (no CAP_NET_ADMIN, …); empty otherwise.
+	IstiodNote string `json:"istiodNote,omitempty"`
+	// PodRange is the range kwok hands pod addresses from; in real mode one
+	// of RoutedPodRanges, claimed by this sandbox alone.
+	PodRange string `json:"podRange,omitempty"`
+	// PodRouted is true while PodRange is routed to lo for this sandbox;
+	// Down removes the route and clears it.
+	PodRouted bool `json:"podRouted,omitempty"`
+	// KwokBlock is the block of PodRange kwok took addresses from at its
+	// last start (see nextKwokBlock).
+	KwokBlock string `json:"kwokBlock,omitempty"`
 }
 
 // Process is one started program.

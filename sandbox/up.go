@@ -47,6 +47,15 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		return nil, fmt.Errorf("failed to use binaries %q: %w", binDir, err)
 	}
 	st.BinDir = binDir
+	mode, err := istiodMode(opts, st)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.APIOnly {
+		if mode, err = setupPodRange(ctx, out, st, mode, claimRoutedRange); err != nil {
+			return st, err
+		}
+	}
 	if err := assignPorts(st.Ports); err != nil {
 		return nil, err
 	}
@@ -81,13 +90,30 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	if err := ensureRunning(ctx, out, st, comps[1:2]); err != nil {
 		return st, err
 	}
+	cs, err := clientset(kubeconfig)
+	if err != nil {
+		return st, err
+	}
 	if opts.APIOnly {
 		comps = comps[:2]
+	} else if p := st.process(nameKwok); p == nil || !processAlive(p.PID, p.Argv0) || st.KwokBlock == "" {
+		// kwok forgets which addresses it gave out when it stops: each start
+		// gets a block no live pod holds an address in.
+		if err := planKwokBlock(ctx, cs, st); err != nil {
+			return st, err
+		}
 	}
+	comps = withKwokCIDR(comps, st.KwokBlock)
 	if err := ensureRunning(ctx, out, st, comps[2:]); err != nil {
 		return st, err
 	}
 	if len(opts.Injector) > 0 {
+		if p := st.process(nameInjector); p != nil && st.Istiod != mode {
+			// The injector process serves one mode; a switch restarts it.
+			if err := stopProcess(ctx, *p); err != nil {
+				return st, err
+			}
+		}
 		injector := component{
 			name: nameInjector,
 			args: opts.Injector,
@@ -95,6 +121,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 				EnvDir + "=" + dir,
 				"KUBECONFIG=" + st.Kubeconfig,
 				EnvInjectorPort + "=" + strconv.Itoa(st.Ports[PortInjector]),
+				EnvIstiod + "=" + mode,
 			},
 			probe:   pr.probeFor(nameInjector),
 			timeout: injectorTimeout,
@@ -103,11 +130,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			return st, err
 		}
 	}
-
-	cs, err := clientset(kubeconfig)
-	if err != nil {
-		return st, err
-	}
+	st.Istiod = mode
 	want := opts.Nodes
 	if want <= 0 {
 		want = DefaultNodes

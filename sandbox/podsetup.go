@@ -1,0 +1,143 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// istiodMode settles what answers Istio's webhooks: the caller's choice,
+// else what a sandbox that ran before recorded (a plain `sandbox up` must not
+// switch a running sandbox's mode), else EnvIstiod, else the stand-in.
+func istiodMode(opts Options, st *State) (string, error) {
+	mode := opts.Istiod
+	if mode == "" {
+		mode = st.Istiod
+	}
+	if mode == "" {
+		mode = os.Getenv(EnvIstiod)
+	}
+	if mode == "" {
+		mode = IstiodStandIn
+	}
+	if mode != IstiodStandIn && mode != IstiodReal {
+		return "", fmt.Errorf("failed to choose istiod mode %q: want %q or %q", mode, IstiodStandIn, IstiodReal)
+	}
+	return mode, nil
+}
+
+// setupPodRange gives the sandbox its pod range for mode and returns the
+// mode it can honour. Real mode claims a routed range; when this host cannot
+// route (no CAP_NET_ADMIN, no `ip`), it says so on out and falls back to the
+// stand-in, which needs no route. A stand-in sandbox that held a route (it
+// ran in real mode before) gives it back.
+//
+// claim is claimRoutedRange; tests pass a host without the capability.
+func setupPodRange(ctx context.Context, out io.Writer, st *State, mode string, claim func(ctx context.Context, dir, prefer string) (string, error)) (string, error) {
+	st.IstiodNote = ""
+	if mode == IstiodReal {
+		prefer := ""
+		if slices.Contains(RoutedPodRanges(), st.PodRange) {
+			prefer = st.PodRange
+		}
+		cidr, err := claim(ctx, st.Dir, prefer)
+		switch {
+		case errors.Is(err, errNoRoute):
+			st.IstiodNote = fmt.Sprintf("real istiod asked for, but kwok's pod addresses cannot be routed to lo: %v; "+
+				"running the stand-in injector instead (pods are not processes)", err)
+			fmt.Fprintf(out, "sandbox: %s\n", st.IstiodNote)
+			mode = IstiodStandIn
+		case err != nil:
+			return "", err
+		default:
+			st.PodRange, st.PodRouted = cidr, true
+			return mode, saveState(st)
+		}
+	}
+	if st.PodRouted {
+		if err := releaseRoutedRange(ctx, st.Dir, st.PodRange); err != nil {
+			return "", err
+		}
+		st.PodRouted = false
+	}
+	if st.PodRange == "" || slices.Contains(RoutedPodRanges(), st.PodRange) {
+		st.PodRange = standInPodRange
+	}
+	return mode, saveState(st)
+}
+
+// planKwokBlock picks the block kwok hands addresses from at this start (see
+// nextKwokBlock) from the addresses live pods hold now, and removes from the
+// pods' status the addresses that must not stay (kwok gives those pods new
+// ones once it runs). It must run while kwok is stopped.
+func planKwokBlock(ctx context.Context, cs kubernetes.Interface, st *State) error {
+	pods, err := livePodAddrs(ctx, cs)
+	if err != nil {
+		return err
+	}
+	live := make([]netip.Addr, 0, len(pods))
+	for a := range pods {
+		live = append(live, a)
+	}
+	plan, err := nextKwokBlock(st.PodRange, st.KwokBlock, live, st.PodRouted)
+	if err != nil {
+		return err
+	}
+	for _, a := range plan.Clear {
+		p := pods[a]
+		patch := []byte(`{"status":{"podIP":null,"podIPs":null}}`)
+		_, err := cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+		if err != nil {
+			return fmt.Errorf("failed to clear address of pod %q: %w", p.Namespace+"/"+p.Name, err)
+		}
+	}
+	st.KwokBlock = plan.Block
+	return saveState(st)
+}
+
+// livePodAddrs maps every address a pod that can still run holds (not
+// finished, not being deleted, not on the host network) to that pod.
+func livePodAddrs(ctx context.Context, cs kubernetes.Interface) (map[netip.Addr]types.NamespacedName, error) {
+	out := map[netip.Addr]types.NamespacedName{}
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		list, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("failed to list pods %q: %w", "all namespaces", err)
+		}
+		for i := range list.Items {
+			p := &list.Items[i]
+			if p.DeletionTimestamp != nil || p.Spec.HostNetwork ||
+				p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+				continue
+			}
+			if a, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+				out[a] = types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+			}
+		}
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
+// withKwokCIDR returns comps with kwok's --cidr set to block.
+func withKwokCIDR(comps []component, block string) []component {
+	out := slices.Clone(comps)
+	for i := range out {
+		if out[i].name == nameKwok {
+			out[i].args = append(slices.Clone(out[i].args), "--cidr="+block)
+		}
+	}
+	return out
+}
