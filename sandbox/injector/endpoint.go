@@ -92,3 +92,14 @@ func WaitEndpoint(ctx context.Context, c kubernetes.Interface, timeout time.Dura
 	}
 	return ep, nil
 }
+
+// Withdraw deletes what Publish recorded, so meshroll stops rewriting Istio's
+// webhooks: real istiod answers them now (see RunReal). Nothing recorded is
+// not an error.
+func Withdraw(ctx context.Context, c kubernetes.Interface) error {
+	err := c.CoreV1().ConfigMaps(EndpointNamespace).Delete(ctx, EndpointName, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to withdraw injector endpoint %q: %w", EndpointNamespace+"/"+EndpointName, err)
+	}
+	return nil
+}

@@ -41,7 +41,13 @@ const shutdownGrace = 5 * time.Second
 // webhooks to reach it. It watches istio-system's ConfigMaps through an
 // informer and serves only once that cache has synced, so the first pods are
 // not let through uninjected.
+//
+// In a sandbox started in real-istiod mode (sandbox.EnvIstiod=real) it runs
+// RunReal instead: real istiod answers Istio's webhooks there.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if realMode() {
+		return RunReal(ctx, cfg, opts)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()

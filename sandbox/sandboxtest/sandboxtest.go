@@ -52,6 +52,7 @@ type settings struct {
 	nodes   int
 	out     io.Writer
 	apiOnly bool
+	istiod  string
 }
 
 // Option changes how Main starts the sandbox.
@@ -62,6 +63,13 @@ func WithNodes(n int) Option { return func(s *settings) { s.nodes = n } }
 
 // WithAPIOnly starts only etcd and kube-apiserver (see sandbox.Options.APIOnly).
 func WithAPIOnly() Option { return func(s *settings) { s.apiOnly = true } }
+
+// WithRealIstiod starts the sandbox in real-istiod mode (sandbox.IstiodReal):
+// its pod range is routed to lo so istiod pods can run as real processes
+// (package sandbox/istiod; istiodtest.Start runs them in the test binary). On
+// a host without CAP_NET_ADMIN the sandbox falls back to the stand-in and
+// istiodtest.Start skips, saying why.
+func WithRealIstiod() Option { return func(s *settings) { s.istiod = sandbox.IstiodReal } }
 
 // WithOut sends the sandbox's progress lines to w instead of stderr.
 func WithOut(w io.Writer) Option { return func(s *settings) { s.out = w } }
@@ -104,7 +112,7 @@ func Main(m *testing.M, opts ...Option) int {
 	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
-	_, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: s.nodes, Out: s.out, APIOnly: s.apiOnly})
+	_, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: s.nodes, Out: s.out, APIOnly: s.apiOnly, Istiod: s.istiod})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandboxtest: failed to start sandbox %q: %v\n", dir, err)
