@@ -26,8 +26,12 @@ func newRollbackCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 		Use:   "rollback UPGRADE",
 		Short: "Restore every workload a MeshUpgrade moved to its previous revision",
 		Long: `rollback asks the named MeshUpgrade to roll back (spec.rollbackRequested) and runs the engine in the
-foreground: tags and namespace labels point back at the old revision, then every moved workload
-gets its previous pod template back, newest first. Besides what the MeshUpgrade recorded, it restores
+foreground: the upgrade's steps backwards, from its record. Tags and namespace labels point back at
+the old revision, every moved workload gets its previous pod template back, newest first, and every
+gateway the upgrade flipped selects its previous colour again. It is refused before any write when
+the old revision is no longer installed (pods would start without a sidecar) or a later upgrade has
+moved the same workloads, labels, tags or gateways (roll that one back first); the refusal names the
+command that clears it. Besides what the MeshUpgrade recorded, it restores
 every workload carrying the upgrade's meshroll.io/upgrade label, so a move whose record was lost (a
 kill or a failed status write) is never missed. Rerun it to resume after an interruption.`,
 		Example: `  meshroll rollback 1-23-2-to-1-24-2
@@ -47,6 +51,18 @@ kill or a failed status write) is never missed. Rerun it to resume after an inte
 			if chartsDir != "" && repo != "" {
 				return fmt.Errorf("--charts and --repo both name a chart source: pass one")
 			}
+			// Refused before any write: From gone (pods pointed back at it
+			// would start without a sidecar), or a later upgrade moved the
+			// same workloads, labels, tags or gateways.
+			if mu.Status.Phase != v1alpha1.PhaseRolledBack {
+				facts, err := upgrade.ReadRollbackFacts(ctx, c.Kube, store, mu)
+				if err != nil {
+					return err
+				}
+				if err := upgrade.CheckRollback(mu, facts); err != nil {
+					return err
+				}
+			}
 			if dryRun {
 				moved := map[string]bool{}
 				for _, w := range mu.Status.Workloads {
@@ -65,8 +81,8 @@ kill or a failed status write) is never missed. Rerun it to resume after an inte
 						unrecorded++
 					}
 				}
-				fmt.Fprintf(w, "(dry run) would roll back %d workload(s) (%d found only by the %s label), %d namespace relabel(s) and %d tag(s) of %s to %s; nothing changed\n",
-					len(moved), unrecorded, dataplane.LabelUpgrade, len(mu.Status.Namespaces), len(mu.Status.Tags), mu.Name, mu.Spec.From)
+				fmt.Fprintf(w, "(dry run) would roll back %d workload(s) (%d found only by the %s label), %d namespace relabel(s), %d tag(s) and %d gateway(s) of %s to %s; nothing changed\n",
+					len(moved), unrecorded, dataplane.LabelUpgrade, len(mu.Status.Namespaces), len(mu.Status.Tags), len(mu.Status.Gateways), mu.Name, mu.Spec.From)
 				return nil
 			}
 			if _, err := store.Patch(ctx, mu.Name, []byte(`{"spec":{"rollbackRequested":true}}`)); err != nil {

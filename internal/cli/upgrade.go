@@ -119,46 +119,35 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	if f.dryRun {
 		return u.dryRunMigration()
 	}
-	var gws []gateway.Status
-	if !f.skipped("gateways") {
-		if gws, err = u.gateways(ctx, u.from, u.to); err != nil {
+	if f.skipped("migrate") {
+		if err := u.withoutMigration(ctx); err != nil {
 			return err
+		}
+		fmt.Fprintf(u.w, "upgrade %s → %s done\n", u.from, u.to)
+		return nil
+	}
+	// The gateways, waves, tags and prune steps are one recorded list run
+	// by the engine; a rollback or a halt flips the gateways back itself.
+	mu, err := u.migrate(ctx)
+	if mu != nil && f.report != "" {
+		if rerr := writeReport(f.report, mu); rerr != nil {
+			err = errors.Join(err, rerr)
+		} else {
+			fmt.Fprintf(u.w, "report: %s\n", f.report)
 		}
 	}
-	var mu *v1alpha1.MeshUpgrade
-	if !f.skipped("migrate") {
-		mu, err = u.migrate(ctx)
-		if mu != nil && f.report != "" {
-			if rerr := writeReport(f.report, mu); rerr != nil {
-				err = errors.Join(err, rerr)
-			} else {
-				fmt.Fprintf(u.w, "report: %s\n", f.report)
-			}
+	if err != nil {
+		if errors.Is(err, upgrade.ErrRolledBack) || errors.Is(err, upgrade.ErrHalted) {
+			return &ExitError{Code: 3, Err: err}
 		}
-		if err != nil {
-			if errors.Is(err, upgrade.ErrRolledBack) && len(gws) > 0 {
-				_, gerr := u.gateways(ctx, u.to, u.from)
-				err = errors.Join(err, gerr)
-			}
-			if errors.Is(err, upgrade.ErrRolledBack) || errors.Is(err, upgrade.ErrHalted) {
-				return &ExitError{Code: 3, Err: err}
-			}
-			return err
-		}
+		return err
 	}
 	if f.drill {
-		return u.drill(ctx, mu, gws)
+		return u.drill(ctx, mu)
 	}
-	if mu != nil {
-		printSkipped(u.w, mu)
-	}
-	if !f.skipped("tags") {
-		if err := u.moveTags(ctx, mu); err != nil {
-			return err
-		}
-	}
-	if f.prune && !f.skipped("prune") {
-		return u.pruneOld(ctx)
+	printSkipped(u.w, mu)
+	if s := mu.Status.Step(v1alpha1.StepPrune); s != nil && s.State == v1alpha1.StepRefused {
+		return fmt.Errorf("prune: %s", s.Message)
 	}
 	fmt.Fprintf(u.w, "upgrade %s → %s done\n", u.from, u.to)
 	return nil
@@ -226,6 +215,9 @@ func (u *upgradeRun) spec(ctx context.Context, gates []v1alpha1.Gate) (*v1alpha1
 	if err != nil {
 		return nil, err
 	}
+	spec.FlipGateways = !u.f.skipped("gateways")
+	spec.MoveTags = !u.f.skipped("tags")
+	spec.Prune = u.f.prune && !u.f.skipped("prune")
 	name := u.f.name
 	if name == "" {
 		name = u.from + "-to-" + u.to
@@ -317,8 +309,10 @@ func (u *upgradeRun) engine(store upgrade.Store, runner *gate.Runner) *upgrade.E
 		MoveTag: func(ctx context.Context, tag, rev string) error {
 			return setTag(ctx, u.c, u.cache, u.source, tag, rev)
 		},
-		ProxyImage: func(rev string) string { return images[rev] },
-		Observer:   newLiveView(u.w),
+		ProxyImage:     func(rev string) string { return images[rev] },
+		Gateways:       u.switcher(),
+		RemoveRevision: u.removeRevision,
+		Observer:       newLiveView(u.w),
 	}
 }
 
@@ -334,8 +328,9 @@ func setTag(ctx context.Context, c controlplane.Clients, cache *istio.RenderCach
 	return err
 }
 
-// drill rolls everything back after a successful forward run.
-func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade, gws []gateway.Status) error {
+// drill rolls everything back after a successful forward run (gateways
+// included: the engine flips back what it recorded).
+func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade) error {
 	if mu == nil {
 		return fmt.Errorf("--drill needs the migrate step")
 	}
@@ -349,10 +344,6 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade, gws []
 		return err
 	}
 	out, err := u.engine(store, runner).Run(ctx, mu.Name)
-	if len(gws) > 0 {
-		_, gerr := u.gateways(ctx, u.to, u.from)
-		err = errors.Join(err, gerr)
-	}
 	if out != nil && u.f.report != "" {
 		err = errors.Join(err, writeReport(u.f.report, out))
 	}
@@ -360,42 +351,6 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade, gws []
 		return err
 	}
 	fmt.Fprintf(u.w, "drill done: %d workload(s) went to %s and back to %s\n", out.Status.Counts.RolledBack, u.to, u.from)
-	return nil
-}
-
-// moveTags points every tag still naming from at to; tags the migration
-// already moved are not touched again.
-func (u *upgradeRun) moveTags(ctx context.Context, mu *v1alpha1.MeshUpgrade) error {
-	moved := map[string]bool{}
-	if mu != nil {
-		for _, t := range mu.Status.Tags {
-			moved[t.Name] = t.Done
-		}
-	}
-	for _, t := range u.snap.Tags {
-		if t.Revision != u.from || moved[t.Name] {
-			continue
-		}
-		if err := setTag(ctx, u.c, u.cache, u.source, t.Name, u.to); err != nil {
-			return err
-		}
-		fmt.Fprintf(u.w, "step tags: %s → %s\n", t.Name, u.to)
-	}
-	return nil
-}
-
-// pruneOld removes the old revision; controlplane.Remove refuses while
-// anything references it.
-func (u *upgradeRun) pruneOld(ctx context.Context) error {
-	snap, err := inventory.Read(ctx, u.ic, time.Now())
-	if err != nil {
-		return err
-	}
-	res, err := controlplane.Remove(ctx, u.c, snap, controlplane.RemoveOptions{Revision: u.from})
-	if err != nil {
-		return fmt.Errorf("prune: %w", err)
-	}
-	fmt.Fprintf(u.w, "step prune: revision %s removed (%d objects)\n", u.from, len(res.Deleted))
 	return nil
 }
 

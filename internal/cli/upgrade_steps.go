@@ -9,7 +9,14 @@ import (
 
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/gateway"
+	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/internal/upgrade"
 )
+
+// The gateways, tags and prune steps are recorded steps of the MeshUpgrade
+// (internal/upgrade): the CLI only hands the engine the executors that do
+// their writes. Without the migrate step there is no MeshUpgrade to record
+// them in, so withoutMigration runs them in the foreground, unrecorded.
 
 // namespaceLabels reads every namespace's labels for selectors and wave
 // ordering (the inventory keeps only injection labels).
@@ -25,59 +32,64 @@ func namespaceLabels(ctx context.Context, c controlplane.Clients) (map[string]ma
 	return out, nil
 }
 
-// gateways moves every meshroll gateway whose Service selects from to a
-// colour of to: install the colour when missing (same version as the target
-// revision's chart), wait for it, flip the Service. It returns the gateways
-// it flipped so a rollback can flip them back.
-func (u *upgradeRun) gateways(ctx context.Context, from, to string) ([]gateway.Status, error) {
-	list, err := u.c.Kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{LabelSelector: gateway.LabelGateway})
-	if err != nil {
-		return nil, fmt.Errorf("failed to list gateways: %w", err)
-	}
-	seen := map[string]bool{}
-	var flipped []gateway.Status
-	for _, d := range list.Items {
-		gw, ns := d.Labels[gateway.LabelGateway], d.Namespace
-		if seen[ns+"/"+gw] {
-			continue
-		}
-		seen[ns+"/"+gw] = true
-		st, err := gateway.Read(ctx, u.c.Kube, ns, gw)
-		if err != nil {
-			return flipped, err
-		}
-		if st.Live != from {
-			continue
-		}
-		// The target colour is (re)applied from the run's chart source; a
-		// colour flipped back to already exists (it served before) and is
-		// not re-rendered, since --charts holds only the target's charts.
-		if to == u.to || !hasColour(st, to) {
-			gc := gateway.Clients{Kube: u.c.Kube, Dynamic: u.c.Dynamic}
-			if _, err := gateway.Install(ctx, gc, gateway.InstallOptions{Name: gw, Namespace: ns, Revision: to, Cache: u.cache, Source: u.source}); err != nil {
-				return flipped, err
-			}
-		}
-		start := time.Now()
-		res, err := gateway.Switch(ctx, u.c.Kube, gateway.SwitchOptions{Name: gw, Namespace: ns, To: to})
-		if err != nil {
-			return flipped, err
-		}
-		fmt.Fprintf(u.w, "step gateways: %s/%s now selects %s (was %s) in %s\n", ns, gw, res.To, res.From, time.Since(start).Round(time.Millisecond))
-		flipped = append(flipped, *st)
-	}
-	if len(flipped) == 0 {
-		fmt.Fprintf(u.w, "step gateways: no meshroll gateway serves %s\n", from)
-	}
-	return flipped, nil
+// switcher is the gateway executor of the run: colours render from the
+// run's chart source.
+func (u *upgradeRun) switcher() *gateway.Switcher {
+	return &gateway.Switcher{Clients: gateway.Clients{Kube: u.c.Kube, Dynamic: u.c.Dynamic}, Source: u.source, Cache: u.cache}
 }
 
-// hasColour reports whether a gateway has a colour of revision rev.
-func hasColour(st *gateway.Status, rev string) bool {
-	for _, c := range st.Colours {
-		if c.Revision == rev {
-			return true
+// removeRevision is the prune step's executor: it reads the cluster again,
+// so controlplane.Remove refuses while anything (pods, pod templates,
+// namespaces, tags, gateways, webhooks) still references rev.
+func (u *upgradeRun) removeRevision(ctx context.Context, rev string) error {
+	snap, err := inventory.Read(ctx, u.ic, time.Now())
+	if err != nil {
+		return err
+	}
+	res, err := controlplane.Remove(ctx, u.c, snap, controlplane.RemoveOptions{Revision: rev})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(u.w, "step prune: revision %s removed (%d objects)\n", rev, len(res.Deleted))
+	return nil
+}
+
+// withoutMigration runs the gateways, tags and prune steps of a run whose
+// migrate step is skipped: there is no MeshUpgrade, so nothing is recorded
+// and nothing can be rolled back by `meshroll rollback`.
+func (u *upgradeRun) withoutMigration(ctx context.Context) error {
+	if !u.f.skipped("gateways") {
+		sw := u.switcher()
+		live, err := sw.List(ctx)
+		if err != nil {
+			return err
+		}
+		flips := upgrade.GatewayFlips(live, u.from, u.to)
+		for _, g := range flips {
+			if err := sw.Switch(ctx, g.Namespace, g.Name, g.To); err != nil {
+				return err
+			}
+			fmt.Fprintf(u.w, "step gateways: %s/%s now selects %s (was %s)\n", g.Namespace, g.Name, g.To, g.From)
+		}
+		if len(flips) == 0 {
+			fmt.Fprintf(u.w, "step gateways: no meshroll gateway serves %s\n", u.from)
 		}
 	}
-	return false
+	if !u.f.skipped("tags") {
+		for _, t := range u.snap.Tags {
+			if t.Revision != u.from {
+				continue
+			}
+			if err := setTag(ctx, u.c, u.cache, u.source, t.Name, u.to); err != nil {
+				return err
+			}
+			fmt.Fprintf(u.w, "step tags: %s → %s\n", t.Name, u.to)
+		}
+	}
+	if u.f.prune && !u.f.skipped("prune") {
+		if err := u.removeRevision(ctx, u.from); err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+	}
+	return nil
 }

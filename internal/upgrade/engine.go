@@ -39,6 +39,12 @@ type Engine struct {
 	Gates GateRunner
 	// MoveTag points a revision tag at a revision.
 	MoveTag func(ctx context.Context, tag, revision string) error
+	// Gateways flips meshroll's blue/green gateways (spec.flipGateways)
+	// and flips them back on rollback or halt.
+	Gateways GatewaySwitcher
+	// RemoveRevision removes a revision once nothing references it (the
+	// prune step, spec.prune); it refuses with *controlplane.InUseError.
+	RemoveRevision func(ctx context.Context, revision string) error
 	// ProxyImage is the istio-proxy image a revision injects now, used to
 	// confirm every new pod runs it.
 	ProxyImage func(revision string) string
@@ -53,6 +59,12 @@ type Engine struct {
 	// PollEvery is how often a pause or a bake rereads the MeshUpgrade to
 	// notice a requested rollback (default 2 s).
 	PollEvery time.Duration
+	// RetryFor is how long a transient API error (500, 429, 409, a stalled
+	// or dropped request) of one operation is retried with backoff before
+	// the run stops, resumable (default 1m; see retry.go).
+	RetryFor time.Duration
+	// RequestTimeout bounds each API request (default 30s).
+	RequestTimeout time.Duration
 }
 
 // ErrHalted is returned when a run stopped for an operator; ErrRolledBack
@@ -74,13 +86,20 @@ type run struct {
 	// workloads move, nil when none.
 	pending chan flushDone
 	// wp is the frozen plan; inflight the moves running, whose outcomes
-	// arrive on results; failed is set once a move failed (no new move
+	// arrive on results; failed is set once a move must stop the run (no new move
 	// starts); flushTick paces progress writes.
 	wp        plan.WavePlan
 	inflight  map[int]bool
 	results   chan outcome
 	failed    bool
 	flushTick *time.Ticker
+	// stop is why the run stops resumably (a transient error outlasted its
+	// retries); retried counts the transient errors retried.
+	stop    error
+	retried atomic.Int64
+	// undoing is set once the rollback started: it flips the gateways
+	// back itself, and a halt it ends in must not write again.
+	undoing bool
 }
 
 type outcome struct {
@@ -108,7 +127,7 @@ func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, e
 	if err != nil {
 		return mu, err
 	}
-	r := &run{Engine: e, mu: mu, exec: &dataplane.Executor{Kube: e.Kube, Watcher: w, Upgrade: name}, index: map[string]int{}}
+	r := &run{Engine: e, mu: mu, exec: &dataplane.Executor{Kube: e.Kube, Watcher: w, Upgrade: name, RequestTimeout: e.RequestTimeout}, index: map[string]int{}}
 	for i, wl := range mu.Status.Workloads {
 		r.index[wl.Ref()] = i
 	}
@@ -152,9 +171,18 @@ func (r *run) loop(ctx context.Context) error {
 				r.collect(ctx)
 				continue
 			}
+			// Refused before any write (From gone, a later upgrade moved
+			// the same workloads); `meshroll rollback` checks the same
+			// before it asks.
+			if err := r.checkRollback(ctx); err != nil {
+				return err
+			}
 			r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRequested, "rollback requested by an operator")
 		}
 		if st.Phase.Final() {
+			if st.Phase == v1alpha1.PhaseHalted && !r.undoing {
+				r.haltGateways(ctx)
+			}
 			return nil
 		}
 		if st.Phase == v1alpha1.PhaseRollingBack {
@@ -195,6 +223,10 @@ func (r *run) loop(ctx context.Context) error {
 func (r *run) step(ctx context.Context, d plan.Decision) stepResult {
 	switch d.Action {
 	case plan.ActionMigrate:
+		if r.gatewaysDue() {
+			// The gateways step comes before the first wave's first write.
+			return r.flipGateways(ctx)
+		}
 		return r.migrate(ctx, d)
 	case plan.ActionGate:
 		return r.gate(ctx, d.Wave, d.AfterBake)
@@ -209,11 +241,7 @@ func (r *run) step(ctx context.Context, d plan.Decision) stepResult {
 		r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRolloutFailed, d.Reason)
 		return transientIf(r.flush(ctx, true))
 	case plan.ActionDone:
-		if err := r.finishLabels(ctx); err != nil {
-			return stepTransient{err: err}
-		}
-		r.setPhase(v1alpha1.PhaseSucceeded, v1alpha1.ReasonAllMigrated, d.Reason)
-		return stepFinal{}
+		return r.finishSteps(ctx, d.Reason) // tags and prune steps, then Succeeded
 	}
 	return stepTransient{err: fmt.Errorf("failed to take step %q: unknown action", d.Action)}
 }
@@ -246,9 +274,8 @@ func (r *run) migrate(ctx context.Context, d plan.Decision) stepResult {
 			return stepTransient{err: fmt.Errorf("failed to move %s: no intent recorded", ref)}
 		}
 		if err := r.prepare(ctx, i); err != nil {
-			r.finish(outcome{i: i, err: err})
-			r.failed = true
-			break
+			r.collect(context.WithoutCancel(ctx))
+			return stepTransient{err: err}
 		}
 		r.inflight[i] = true
 		started++
@@ -261,6 +288,9 @@ func (r *run) migrate(ctx context.Context, d plan.Decision) stepResult {
 	case o := <-r.results:
 		delete(r.inflight, o.i)
 		r.failed = r.finish(o) || r.failed
+		if r.failed && len(r.inflight) == 0 {
+			return stepTransient{err: r.stop}
+		}
 	case <-r.flushTick.C:
 		r.flushAsync(ctx)
 	case done := <-r.pending:
@@ -417,22 +447,6 @@ func (r *run) flushEvery() time.Duration {
 		return r.FlushEvery
 	}
 	return time.Second
-}
-
-// finishLabels applies label moves no workload needed yet (e.g. a tag only
-// idle namespaces use), so the old revision is free to remove afterwards.
-func (r *run) finishLabels(ctx context.Context) error {
-	for j := range r.mu.Status.Tags {
-		t := &r.mu.Status.Tags[j]
-		if !t.Done {
-			if err := r.moveTag(ctx, t.Name, t.To); err != nil {
-				return err
-			}
-			t.Done = true
-			r.dirty = true
-		}
-	}
-	return nil
 }
 
 // setPhase changes phase, message and conditions together.

@@ -78,6 +78,15 @@ func Freeze(s *inventory.Snapshot, nsLabels map[string]map[string]string, mu *v1
 			st.Tags = append(st.Tags, v1alpha1.LabelMove{Name: g.Name, From: g.From, To: g.To, Wave: w})
 		}
 	}
+	if spec.MoveTags {
+		// The tags step moves the rest after the last wave's bake; they are
+		// recorded now, so a rollback points them back even after a kill.
+		for _, t := range s.Tags {
+			if t.Revision == spec.From && !slices.ContainsFunc(st.Tags, func(m v1alpha1.LabelMove) bool { return m.Name == t.Name }) {
+				st.Tags = append(st.Tags, v1alpha1.LabelMove{Name: t.Name, From: spec.From, To: spec.To})
+			}
+		}
+	}
 	st.Counts = v1alpha1.Tally(st.Workloads)
 	return st, nil
 }

@@ -2,20 +2,33 @@ package upgrade
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 )
 
-// rollback points every label move back at From, then restores the previous
-// pod template of every workload this run touched, newest first, Parallelism
-// at a time. Restoring the exact template (not a new restart) sends a
-// Deployment back to its previous ReplicaSet, so a workload whose new pods
-// never came up recovers without creating any. It is idempotent: a rerun
-// after a crash writes only what is not restored yet.
+// rollback is the run's steps backwards: it first refuses (before any write)
+// when From is no longer installed or a later upgrade moved the same things
+// (see CheckRollback), then points every label move back at From (tags,
+// namespaces), restores the previous pod template of every workload this run
+// touched, newest first, Parallelism at a time, and finally flips the
+// recorded gateways back to their previous colour. Restoring the exact
+// template (not a new restart) sends a Deployment back to its previous
+// ReplicaSet, so a workload whose new pods never came up recovers without
+// creating any. It is idempotent: a rerun after a crash writes only what is
+// not restored yet.
 func (r *run) rollback(ctx context.Context) error {
 	st := &r.mu.Status
+	r.undoing = true
+	if err := r.checkRollback(ctx); err != nil {
+		if errors.Is(err, ErrRollbackRefused) {
+			r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonRollbackFailed, err.Error())
+			return r.flush(ctx, true)
+		}
+		return err
+	}
 	for j := range st.Tags {
 		t := &st.Tags[j]
 		if err := r.moveTag(ctx, t.Name, t.From); err != nil {
@@ -35,6 +48,9 @@ func (r *run) rollback(ctx context.Context) error {
 			n.Done = false
 			r.event("relabel", 0, fmt.Sprintf("namespace %s: istio.io/rev back to %s", n.Name, n.From))
 		}
+	}
+	if s := st.Step(v1alpha1.StepTags); s != nil && s.State != v1alpha1.StepReverted {
+		r.setStep(v1alpha1.StepTags, v1alpha1.StepReverted, fmt.Sprintf("%d tag(s) point at %s again", len(st.Tags), r.mu.Spec.From))
 	}
 	r.adoptLabelled()
 	if err := r.flush(ctx, true); err != nil {
@@ -85,6 +101,12 @@ func (r *run) rollback(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
+	if err := r.flipGatewaysBack(ctx); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return r.rollbackFailed(ctx, err)
+	}
 	if failures > 0 {
 		return r.rollbackFailed(ctx, fmt.Errorf("%d workload(s) could not be restored; see their messages", failures))
 	}
@@ -121,4 +143,33 @@ func (r *run) adoptLabelled() {
 func (r *run) rollbackFailed(ctx context.Context, err error) error {
 	r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonRollbackFailed, "rollback incomplete: "+err.Error()+"; fix it, then rerun `meshroll rollback "+r.mu.Name+"`")
 	return r.flush(ctx, true)
+}
+
+// checkRollback reads the facts and applies CheckRollback.
+func (r *run) checkRollback(ctx context.Context) error {
+	lister, _ := r.Store.(Lister)
+	f, err := ReadRollbackFacts(ctx, r.Kube, lister, r.mu)
+	if err != nil {
+		return err
+	}
+	return CheckRollback(r.mu, f)
+}
+
+// haltGateways flips the recorded gateways back when a run halts: the new
+// revision is suspect, and the halted run will not flip them back itself.
+// A failure is recorded in the message; `meshroll rollback` retries it.
+func (r *run) haltGateways(ctx context.Context) {
+	if !r.gatewaysFlipped() {
+		return
+	}
+	if err := r.flipGatewaysBack(ctx); err != nil {
+		r.mu.Status.Message += "; gateways not flipped back: " + err.Error()
+		r.dirty = true
+	}
+}
+
+// gatewaysFlipped reports whether a recorded gateway may select To.
+func (r *run) gatewaysFlipped() bool {
+	s := r.mu.Status.Step(v1alpha1.StepGateways)
+	return s != nil && s.State != v1alpha1.StepReverted && len(r.mu.Status.Gateways) > 0
 }

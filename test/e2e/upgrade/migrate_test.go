@@ -103,8 +103,8 @@ func TestDrill(t *testing.T) {
 	}
 	for _, want := range []string{
 		"drill done: 10 workload(s) went to 1-24-2 and back to 1-23-2",
-		"step gateways: drill-gw/edge now selects 1-24-2 (was 1-23-2)",
-		"step gateways: drill-gw/edge now selects 1-23-2 (was 1-24-2)",
+		"drill-gw/edge now selects 1-24-2 (was 1-23-2)",
+		"drill-gw/edge now selects 1-23-2 (was 1-24-2)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
