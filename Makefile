@@ -20,10 +20,13 @@ demo: build
 	$(BIN)/meshroll demo
 
 # sandbox-bin builds (once, cached under the user cache dir) the real
-# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok, and
-# the istioctl releases the parity tests (test/e2e/parity) run beside meshroll.
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok, the
+# istioctl releases the parity tests (test/e2e/parity) run beside meshroll, and
+# the pilot-discovery (istiod) releases the real-istiod tests run (after
+# istioctl, whose dependencies they share: ~1 min each then, ~6 cold).
 sandbox-bin: build
 	$(BIN)/meshroll sandbox build --istioctl
+	$(BIN)/meshroll sandbox istiod build
 
 test: lint sandbox-bin
 	$(GO) test $(TESTFLAGS) $(PKGS)

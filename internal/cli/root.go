@@ -63,7 +63,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	kube.AddFlags(root.PersistentFlags())
 	root.AddCommand(
 		newVersionCmd(),
-		newSandboxCmd(),
+		withSandboxIstiod(newSandboxCmd()),
 		newStatusCmd(kube),
 		newCheckCmd(kube),
 		newDemoCmd(),

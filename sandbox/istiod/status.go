@@ -101,3 +101,29 @@ func (r *Runner) serve(addr string, errs chan<- error) (func(), error) {
 	}()
 	return func() { _ = srv.Close() }, nil
 }
+
+// List asks the runner serving on addr (a sandbox's injector port, in real
+// mode) which istiods run, for `meshroll sandbox istiod list`.
+func List(ctx context.Context, addr string) ([]Instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	url := "http://" + addr + "/istiods"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to build request %q: %w", url, err)
+	}
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("failed to ask istiod runner %q: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("failed to ask istiod runner %q: status %d", url, resp.StatusCode)
+	}
+	var out []Instance
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("failed to decode answer of %q: %w", url, err)
+	}
+	return out, nil
+}
