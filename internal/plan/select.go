@@ -75,8 +75,13 @@ type Selected struct {
 	Tags []LabelMove
 }
 
-// Select returns every selected workload that has a pod on from, with the
-// mechanism that moves it to to. When to equals from it selects the pods whose
+// Select returns every selected workload that has a pod on from, or no pod
+// at all and a pod template that from would inject (a Deployment scaled to
+// zero, a CronJob between runs: its next pod would start on from, and after
+// a prune without a sidecar), with the mechanism that moves it to to. A
+// template-only workload moves by its label alone (namespace, tag or its
+// template's istio.io/rev); a CronJob is moved by its template, never
+// restarted. When to equals from it selects the pods whose
 // proxy image differs from what the revision injects now (stale sidecars),
 // which only need a restart. It refuses, naming every offender, when a
 // namespace carries both istio-injection and istio.io/rev (Istio would ignore
@@ -115,7 +120,8 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 				onFrom = true
 			}
 		}
-		if !onFrom {
+		templateOnly := !onFrom && !stale && pods == 0 && templateOn(w, from)
+		if !onFrom && !templateOnly && !(w.Kind == inventory.KindCronJob && !stale && templateOn(w, from)) {
 			continue
 		}
 		mech, via, conflict := classify(ns, w, from, to, inj)
@@ -134,6 +140,12 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 			continue
 		}
 		m := Move{Candidate: Candidate{Ref: ref, Restartable: w.Restartable, Reason: restartReason(w), Pods: pods, Labels: nsl}, Mechanism: mech, Via: via}
+		if w.Kind == inventory.KindCronJob && templateOn(w, from) && mech != MechanismRestart {
+			// Moving its template (or the label it resolves through) is
+			// the whole move: the next run starts on to; runs in flight
+			// finish on from.
+			m.Restartable, m.Reason = true, ""
+		}
 		switch mech {
 		case MechanismNamespace:
 			nsMoves[w.Namespace] = LabelMove{Name: w.Namespace, From: from, To: to}
@@ -151,7 +163,13 @@ func Select(s *inventory.Snapshot, from, to string, sel Selection) (Selected, er
 	}
 	if len(conflicts) > 0 {
 		slices.Sort(conflicts)
-		return Selected{}, fmt.Errorf("cannot migrate, labels conflict: %s", strings.Join(conflicts, "; "))
+		const shown = 10 // one readable line, not one per workload of a fleet
+		more := ""
+		if len(conflicts) > shown {
+			more = fmt.Sprintf("; and %d more", len(conflicts)-shown)
+			conflicts = conflicts[:shown]
+		}
+		return Selected{}, fmt.Errorf("cannot migrate, labels conflict: %s%s", strings.Join(conflicts, "; "), more)
 	}
 	if len(out.Moves) == 0 {
 		return Selected{}, errors.New("the selection matches no workload running " + from + "; check --namespace/--selector, or `meshroll status --workloads`")
@@ -263,6 +281,14 @@ func restartReason(w *inventory.Workload) string {
 		return ""
 	}
 	return w.RestartReason
+}
+
+// templateOn reports whether a pod created from the workload's template now
+// would be injected by rev (a template injected by hand names its own image
+// and is not moved by injection).
+func templateOn(w *inventory.Workload, rev string) bool {
+	t := w.Template
+	return t != nil && t.Injection.Injected && t.Injection.Revision == rev && (t.ProxyImage == "" || t.ProxyImage == istio.AutoImage)
 }
 
 func hasProxies(s *inventory.Snapshot, rev string) bool {
