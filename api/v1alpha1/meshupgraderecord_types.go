@@ -60,12 +60,13 @@ type RecordRef struct {
 }
 
 // Record sizes. RecordInlineLimit keeps small upgrades in one object (what
-// `kubectl get mu -o yaml` shows in full); RecordSize keeps each record near
-// 200 KB; MaxPlannedWorkloads is what one MeshUpgrade may plan: larger
-// fleets are split by namespace selection into several MeshUpgrades.
+// `kubectl get mu -o yaml` shows in full). RecordSize keeps each record near
+// 80 KB, so recording one window's outcomes rewrites little.
+// MaxPlannedWorkloads is what one MeshUpgrade may plan: larger fleets are
+// split by namespace selection into several MeshUpgrades.
 const (
 	RecordInlineLimit   = 1000
-	RecordSize          = 1000
+	RecordSize          = 250
 	MaxPlannedWorkloads = 200000
 )
 

@@ -60,6 +60,11 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 	if err != nil {
 		return nil, err
 	}
+	probe := mu.DeepCopy()
+	probe.Status = st
+	if err := CheckSize(probe); err != nil { // before any write, not after the first status write fails
+		return nil, err
+	}
 	if o.ValidateGate != nil {
 		var errs []error
 		for _, g := range mu.Spec.Gates {

@@ -43,29 +43,42 @@ func (s Store) res() dynamic.ResourceInterface {
 	return s.Dynamic.Resource(v1alpha1.GroupVersionResource)
 }
 
-// EnsureCRD applies the MeshUpgrade CRD (server-side apply, field manager
-// meshroll) and waits until it is established.
+// EnsureCRD applies the MeshUpgrade and MeshUpgradeRecord CRDs (server-side
+// apply, field manager meshroll) and waits until they are established.
 func (s Store) EnsureCRD(ctx context.Context, a *controlplane.Applier) error {
-	var obj unstructured.Unstructured
-	if err := yaml.Unmarshal(v1alpha1.CRD, &obj.Object); err != nil {
-		return fmt.Errorf("failed to read the embedded MeshUpgrade CRD: %w", err)
+	var objs []*unstructured.Unstructured
+	var names []string
+	for _, crd := range [][]byte{v1alpha1.CRD, v1alpha1.RecordCRD} {
+		var obj unstructured.Unstructured
+		if err := yaml.Unmarshal(crd, &obj.Object); err != nil {
+			return fmt.Errorf("failed to read an embedded meshroll CRD: %w", err)
+		}
+		objs = append(objs, &obj)
+		names = append(names, obj.GetName())
 	}
-	if _, err := a.Apply(ctx, []*unstructured.Unstructured{&obj}); err != nil {
-		return fmt.Errorf("failed to apply the MeshUpgrade CRD: %w", err)
+	if _, err := a.Apply(ctx, objs); err != nil {
+		return fmt.Errorf("failed to apply the MeshUpgrade CRDs: %w", err)
 	}
 	if s.DryRun {
 		return nil
 	}
-	return a.WaitEstablished(ctx, []string{obj.GetName()}, time.Minute)
+	return a.WaitEstablished(ctx, names, time.Minute)
 }
 
-// Get reads one MeshUpgrade.
+// Get reads one MeshUpgrade, its records joined back into the status.
 func (s Store) Get(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, error) {
 	u, err := s.res().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return fromUnstructured(u)
+	mu, err := fromUnstructured(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.joinRecords(ctx, mu); err != nil {
+		return nil, err
+	}
+	return mu, nil
 }
 
 // List reads every MeshUpgrade; a cluster without the CRD has none.
@@ -83,6 +96,9 @@ func (s Store) List(ctx context.Context) ([]v1alpha1.MeshUpgrade, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := s.joinRecords(ctx, mu); err != nil {
+			return nil, err
+		}
 		out = append(out, *mu)
 	}
 	return out, nil
@@ -90,6 +106,9 @@ func (s Store) List(ctx context.Context) ([]v1alpha1.MeshUpgrade, error) {
 
 // Create stores a new MeshUpgrade.
 func (s Store) Create(ctx context.Context, mu *v1alpha1.MeshUpgrade) (*v1alpha1.MeshUpgrade, error) {
+	if err := CheckSize(mu); err != nil {
+		return nil, err
+	}
 	u, err := toUnstructured(mu)
 	if err != nil {
 		return nil, err
@@ -112,6 +131,14 @@ func (s Store) UpdateStatus(ctx context.Context, mu *v1alpha1.MeshUpgrade) (*v1a
 	if s.DryRun {
 		return mu, nil
 	}
+	if err := CheckSize(mu); err != nil {
+		return nil, err
+	}
+	full := mu
+	mu, err := s.splitRecords(ctx, mu)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		u, err := toUnstructured(mu)
 		if err != nil {
@@ -119,7 +146,14 @@ func (s Store) UpdateStatus(ctx context.Context, mu *v1alpha1.MeshUpgrade) (*v1a
 		}
 		out, err := s.res().UpdateStatus(ctx, u, metav1.UpdateOptions{FieldManager: "meshroll"})
 		if err == nil {
-			return fromUnstructured(out)
+			stored, err := fromUnstructured(out)
+			if err != nil {
+				return nil, err
+			}
+			if len(stored.Status.Records) > 0 { // the lists just written live in the records
+				stored.Status.Workloads, stored.Status.Skipped = full.Status.Workloads, full.Status.Skipped
+			}
+			return stored, nil
 		}
 		if !apierrors.IsConflict(err) || attempt >= 5 {
 			return nil, fmt.Errorf("failed to update status of MeshUpgrade %q: %w", mu.Name, err)
