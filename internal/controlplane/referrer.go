@@ -73,9 +73,18 @@ func Referrers(s *inventory.Snapshot, rev string, owned []ObjectRef) []Referrer 
 			out = append(out, Referrer{Kind: ReferrerPods, Object: w.Kind + " " + w.Namespace + "/" + w.Name,
 				Reason: p, Fix: podFix(w)})
 		}
+		// A template counts whether or not the workload has pods: a
+		// Deployment at 0 replicas or a CronJob between runs has none, and
+		// its next pod would start without a sidecar once rev is gone.
+		// Templates that reach rev through a namespace label, a tag or the
+		// default injector are refused by those referrers below.
 		if w.TemplateRev == rev && w.Namespace != istio.SystemNamespace {
+			reason := fmt.Sprintf("its pod template is labelled %s=%s", istio.LabelRev, rev)
+			if pods, term := w.Total(); pods+term == 0 {
+				reason += ": it has no pod now, and its next one would need " + rev
+			}
 			templates = append(templates, Referrer{Kind: ReferrerTemplate, Object: w.Kind + " " + w.Namespace + "/" + w.Name,
-				Reason: fmt.Sprintf("its pod template is labelled %s=%s", istio.LabelRev, rev),
+				Reason: reason,
 				Fix:    fmt.Sprintf("kubectl -n %s patch %s %s --type=json -p '[{\"op\":\"replace\",\"path\":\"/spec/template/metadata/labels/%s\",\"value\":\"<other-revision>\"}]'", w.Namespace, strings.ToLower(w.Kind), w.Name, "istio.io~1rev")})
 		}
 	}

@@ -111,3 +111,28 @@ func TestDangling(t *testing.T) {
 		})
 	}
 }
+
+// TestDefect3ReferrersTemplateOnly: a workload with no pods still references
+// the revision its pod template names, so a prune is refused while a
+// Deployment at 0 replicas or a CronJob between runs would start its next
+// pod on it (without a sidecar once it is gone).
+func TestDefect3ReferrersTemplateOnly(t *testing.T) {
+	zero := int32(0)
+	onRev := &inventory.Template{Replicas: &zero, Injection: istio.Injection{Injected: true, Revision: refRev, Via: refRev}}
+	snap := inventory.Snapshot{Workloads: []inventory.Workload{
+		{Kind: "Deployment", Namespace: "a", Name: "idle", TemplateRev: refRev, Template: onRev},
+		{Kind: "CronJob", Namespace: "a", Name: "nightly", TemplateRev: refRev, Template: onRev},
+		{Kind: "Deployment", Namespace: "a", Name: "moved", TemplateRev: "1-25-1", Template: &inventory.Template{Injection: istio.Injection{Injected: true, Revision: "1-25-1"}}},
+	}}
+	got := Referrers(&snap, refRev, nil)
+	var keys []string
+	for _, r := range got {
+		keys = append(keys, string(r.Kind)+" "+r.Object)
+		if !strings.Contains(r.Reason, "no pod now") {
+			t.Errorf("reason %q does not say the workload has no pod", r.Reason)
+		}
+	}
+	if want := "template Deployment a/idle|template CronJob a/nightly"; strings.Join(keys, "|") != want {
+		t.Errorf("referrers %q, want %q", keys, want)
+	}
+}

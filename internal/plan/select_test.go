@@ -457,3 +457,41 @@ func TestSelectDoesNotMutateSnapshot(t *testing.T) {
 		t.Errorf("Select() changed the snapshot (-before +after):\n%s", diff)
 	}
 }
+
+// TestDefect3SelectTemplateOnly: a workload with no pod whose template the
+// source revision would inject (a Deployment at 0 replicas, a CronJob between
+// runs) used to be neither migrated nor counted, so its next pod started on
+// the old revision (or, after a prune, without a sidecar). It is now moved by
+// its label alone; a CronJob by its template, never restarted.
+func TestDefect3SelectTemplateOnly(t *testing.T) {
+	tpl := func(w inventory.Workload, rev, image string) inventory.Workload {
+		w.Template = &inventory.Template{ProxyImage: image, Injection: istio.Injection{Injected: rev != "", Revision: rev}}
+		return w
+	}
+	idle := func(kind, ns, name string) inventory.Workload {
+		return inventory.Workload{Kind: kind, Namespace: ns, Name: name, Restartable: kind == "Deployment", RestartReason: "x"}
+	}
+	nss := []inventory.Namespace{nsPlain("pinned"), nsRev("jobs", selOld)}
+	wls := []inventory.Workload{
+		deploy("jobs", "web", selOld, 1),
+		tpl(templateRev(idle("Deployment", "pinned", "scaled-to-zero"), selOld), selOld, ""),
+		tpl(idle("CronJob", "jobs", "nightly"), selOld, ""),
+		tpl(idle("CronJob", "jobs", "by-hand"), selOld, proxyImage(selOld)),
+		tpl(templateRev(idle("Deployment", "pinned", "already-new"), selNew), selNew, ""),
+	}
+	got, err := Select(selSnapshot(nss, wls...), selOld, selNew, Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []moveView{
+		mv("jobs", "web", MechanismNamespace, selOld, 1),
+		{Ref: "Deployment pinned/scaled-to-zero", Mechanism: MechanismPod, Via: selOld, Restartable: true},
+		{Ref: "CronJob jobs/nightly", Mechanism: MechanismNamespace, Via: selOld, Restartable: true},
+	}
+	if diff := cmp.Diff(want, viewMoves(got.Moves), cmpopts.SortSlices(func(a, b moveView) bool { return a.Ref < b.Ref })); diff != "" {
+		t.Errorf("Select() moves (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]LabelMove{lm("jobs")}, got.Namespaces); diff != "" {
+		t.Errorf("Select() namespaces (-want +got):\n%s", diff)
+	}
+}

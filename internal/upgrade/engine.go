@@ -386,6 +386,11 @@ func (r *run) job(i int, rev string, forward bool) job {
 
 // move applies one job and confirms the workload's proxies.
 func (r *run) move(ctx context.Context, j job, results chan<- outcome) {
+	if templateOnly(j.kind) {
+		res, err := r.moveTemplate(ctx, j) // template.go: nothing to restart
+		results <- outcome{i: j.i, res: res, err: err}
+		return
+	}
 	var (
 		res dataplane.Result
 		err error

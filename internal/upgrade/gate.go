@@ -74,6 +74,9 @@ func (r *run) readiness(wave int) (bool, string) {
 			continue
 		}
 		n++
+		if templateOnly(w.Kind) {
+			continue // moved by its template (template.go): nothing runs to be ready
+		}
 		obj := r.exec.Watcher.Get(w.Kind, w.Namespace, w.Name)
 		if obj == nil {
 			notReady = append(notReady, w.Ref()+" is gone")
