@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -30,6 +34,10 @@ type Lease struct {
 	Duration time.Duration
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Alive, when set, says whether a holder is still running; a holder it
+	// declares dead (a killed CLI on this host) is taken over at once
+	// instead of after the lease expires.
+	Alive func(holder string) bool
 }
 
 // HeldError says another engine runs the upgrade.
@@ -56,6 +64,33 @@ func (l Lease) duration() time.Duration {
 		return l.Duration
 	}
 	return 15 * time.Second
+}
+
+// LocalHolder names this process as a lease holder: host, pid and start
+// time, so LocalAlive can tell a dead holder on the same host.
+func LocalHolder() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
+}
+
+// LocalAlive reports a holder dead when it ran on this host and its process
+// is gone (a killed CLI); holders elsewhere count as alive until their lease
+// expires.
+func LocalAlive(holder string) bool {
+	host, _ := os.Hostname()
+	parts := strings.Split(holder, "/")
+	if len(parts) != 3 || parts[0] != host {
+		return true
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil || pid <= 0 {
+		return true
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	return p.Signal(syscall.Signal(0)) == nil
 }
 
 // leaseName names the Lease of one upgrade.
@@ -132,7 +167,7 @@ func (l Lease) take(ctx context.Context, upgrade string) error {
 				renewed = cur.Spec.RenewTime.Time
 			}
 			expires := renewed.Add(time.Duration(ptr.Deref(cur.Spec.LeaseDurationSeconds, secs)) * time.Second)
-			if l.now().Before(expires) {
+			if l.now().Before(expires) && (l.Alive == nil || l.Alive(holder)) {
 				return &HeldError{Upgrade: upgrade, Holder: holder, Renewed: renewed, Expires: expires}
 			}
 		}

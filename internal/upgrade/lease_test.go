@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -67,5 +68,27 @@ func TestLeaseAcquireRelease(t *testing.T) {
 	other.Holder = "engine-b"
 	if err := other.take(context.Background(), "up"); err != nil {
 		t.Errorf("lease not given up on release: %v", err)
+	}
+}
+
+// TestLeaseTakesOverADeadLocalHolder: a CLI killed with -9 on this host does
+// not make its rerun wait for the lease to expire.
+func TestLeaseTakesOverADeadLocalHolder(t *testing.T) {
+	kube := kubefake.NewClientset()
+	host, _ := os.Hostname()
+	dead := Lease{Kube: kube, Namespace: "istio-system", Holder: host + "/999999999/1", Duration: time.Hour}
+	if err := dead.take(context.Background(), "up"); err != nil {
+		t.Fatal(err)
+	}
+	alive := Lease{Kube: kube, Namespace: "istio-system", Holder: LocalHolder(), Duration: time.Hour}
+	if err := alive.take(context.Background(), "up"); err == nil {
+		t.Fatal("took a live lease without Alive")
+	}
+	alive.Alive = LocalAlive
+	if err := alive.take(context.Background(), "up"); err != nil {
+		t.Fatalf("did not take over the dead holder's lease: %v", err)
+	}
+	if !LocalAlive(LocalHolder()) || !LocalAlive("other-host/1/1") {
+		t.Error("LocalAlive calls this process or another host's holder dead")
 	}
 }
