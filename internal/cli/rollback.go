@@ -94,6 +94,12 @@ kill or a failed status write) is never missed. Rerun it to resume after an inte
 			}
 			u := &upgradeRun{cmd: cmd, w: w, c: c, ic: ic, snap: snap, cache: renderCache(), source: chartSource(chartsDir, repo)}
 			out, err := u.engine(store, &gate.Runner{}).Run(ctx, mu.Name)
+			if held := (*upgrade.HeldError)(nil); errors.As(err, &held) {
+				// Another engine runs the upgrade: it reads the request and
+				// rolls back itself; two engines would fight over the record.
+				fmt.Fprintf(w, "rollback of %s requested; the engine running it (%s) rolls it back — follow it with `meshroll report %s`\n", mu.Name, held.Holder, mu.Name)
+				return nil
+			}
 			if out != nil && reportPath != "" {
 				err = errors.Join(err, writeReport(reportPath, out))
 			}

@@ -313,6 +313,8 @@ func (u *upgradeRun) engine(store upgrade.Store, runner *gate.Runner) *upgrade.E
 		Gateways:       u.switcher(),
 		RemoveRevision: u.removeRevision,
 		Observer:       newLiveView(u.w),
+		Lease: &upgrade.Lease{Kube: u.c.Kube, Namespace: istio.SystemNamespace, Holder: upgrade.LocalHolder(),
+			Duration: 15 * time.Second, Alive: upgrade.LocalAlive},
 	}
 }
 
