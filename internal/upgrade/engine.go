@@ -50,6 +50,10 @@ type Engine struct {
 	ProxyImage func(revision string) string
 	// Observer may be nil.
 	Observer Observer
+	// Lease, when set, is held for the whole run, so that a second engine
+	// (another CLI, a controller replica) is refused instead of overwriting
+	// this one's record.
+	Lease *Lease
 	// Now is the clock (tests pass a fake one); nil is time.Now.
 	Now func() time.Time
 	// FlushEvery bounds how often progress is written to the status while
@@ -111,6 +115,14 @@ type outcome struct {
 // Run drives the named MeshUpgrade until it succeeds, halts, rolls back or
 // ctx ends. It returns the final object.
 func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, error) {
+	if e.Lease != nil { // one engine per run: a second is refused before it reads or writes anything
+		lctx, release, err := e.Lease.Acquire(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		ctx = lctx
+	}
 	mu, err := e.Store.Get(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("failed to get MeshUpgrade %q: %w", name, err)
