@@ -25,7 +25,7 @@ type upgradeFlags struct {
 	namespaces, excludeNS        []string
 	excludeWL, first, last, skip []string
 	nsSelector, waves            string
-	parallelism                  int
+	parallelism, maxFailed       int
 	pause, bake, rolloutTimeout  time.Duration
 	gates                        []string
 	promURL                      string
@@ -53,7 +53,8 @@ func (f *upgradeFlags) bind(cmd *cobra.Command) {
 	fl.IntVar(&f.parallelism, "parallelism", 20, "workloads restarted at once inside a wave")
 	fl.DurationVar(&f.pause, "pause", 0, "pause after each wave's gates pass, before the next wave")
 	fl.DurationVar(&f.bake, "bake", 0, "soak time after every wave, the last included: the gates run again at its end, and tags and prune wait for the last one")
-	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 5*time.Minute, "bound on one workload's rollout")
+	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 0, "fail a workload whose rollout makes no progress for this long (default: a Deployment's progressDeadlineSeconds, 10m for other kinds)")
+	fl.IntVar(&f.maxFailed, "max-failed-workloads", 0, "workloads of one wave whose rollout may fail (each is put back on the old revision) before the run halts or rolls back; API errors are retried and never count")
 	fl.StringArrayVar(&f.gates, "gate", nil, `gate after each wave: a preset (error-rate, push-time, proxy-memory, cardinality) or "name=<promql> <op> <threshold>" (repeatable)`)
 	fl.StringVar(&f.promURL, "prometheus", "", "Prometheus URL the gates query")
 	fl.StringVar(&f.probe, "probe", "", "URL a Fortio load probe hits after each wave (gate: any non-2xx fails)")
@@ -84,6 +85,9 @@ func (f *upgradeFlags) validate() error {
 	}
 	if f.parallelism < 1 {
 		return fmt.Errorf("invalid --parallelism %d: must be at least 1", f.parallelism)
+	}
+	if f.maxFailed < 0 || f.rolloutTimeout < 0 {
+		return fmt.Errorf("invalid --max-failed-workloads %d / --rollout-timeout %s: cannot be negative", f.maxFailed, f.rolloutTimeout)
 	}
 	if f.drill && f.skipped("migrate") {
 		return fmt.Errorf("--drill rehearses the rollback of the migration, so it needs the migrate step; drop --skip migrate or --drill")
@@ -140,9 +144,10 @@ func (f *upgradeFlags) spec(from, to string, gates []v1alpha1.Gate, excluded []s
 		},
 		Strategy: v1alpha1.Strategy{
 			Waves: waves, First: f.first, Last: f.last, Parallelism: f.parallelism,
-			PauseBetweenWaves: metav1.Duration{Duration: f.pause},
-			Bake:              metav1.Duration{Duration: f.bake},
-			RolloutTimeout:    metav1.Duration{Duration: f.rolloutTimeout},
+			PauseBetweenWaves:  metav1.Duration{Duration: f.pause},
+			Bake:               metav1.Duration{Duration: f.bake},
+			RolloutTimeout:     metav1.Duration{Duration: f.rolloutTimeout},
+			MaxFailedWorkloads: f.maxFailed,
 		},
 		Gates:         gates,
 		PrometheusURL: f.promURL,

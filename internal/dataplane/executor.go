@@ -2,11 +2,13 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,6 +26,20 @@ type Executor struct {
 	Upgrade string
 	// DryRun sends every write as a server-side dry run.
 	DryRun bool
+	// RequestTimeout bounds each API call (default 30s): a request the
+	// network or an overloaded API server stalls fails and is retried by
+	// the caller instead of holding a slot of the wave forever.
+	RequestTimeout time.Duration
+}
+
+// request bounds one API call; its timeout is not the caller's deadline, so
+// callers can tell a stalled request (retry) from their own end (stop).
+func (e *Executor) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := e.RequestTimeout
+	if d <= 0 {
+		d = 30 * time.Second
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // Result is the outcome of moving one workload.
@@ -38,25 +54,37 @@ type Result struct {
 
 // Move applies the forward patch (setRev != "" also sets the pod-template
 // istio.io/rev label) and waits for the rollout. Rerunning it with the same
-// token after a crash writes nothing and just waits.
-func (e *Executor) Move(ctx context.Context, kind, namespace, name, token, setRev string, timeout time.Duration) (Result, error) {
-	return e.apply(ctx, kind, namespace, name, timeout, true, func(t Template) ([]byte, error) {
+// token after a crash, or after an error whose write may have landed,
+// writes nothing new and just waits: the patch is rebuilt from the object
+// as it is now. A workload that is gone returns an error wrapping ErrGone;
+// one a restart cannot move safely now a *NotRestartableError, before any
+// write. progressTimeout bounds the time without progress (see Wait).
+func (e *Executor) Move(ctx context.Context, kind, namespace, name, token, setRev string, progressTimeout time.Duration) (Result, error) {
+	return e.apply(ctx, kind, namespace, name, progressTimeout, true, func(t Template) ([]byte, error) {
 		return Forward(t, e.Upgrade, token, setRev)
 	})
 }
 
 // Restore puts back the pod template a Move replaced and waits for the
-// rollout back; it writes nothing for a workload this upgrade never moved.
-func (e *Executor) Restore(ctx context.Context, kind, namespace, name string, timeout time.Duration) (Result, error) {
-	return e.apply(ctx, kind, namespace, name, timeout, false, func(t Template) ([]byte, error) {
+// rollout back; it writes nothing for a workload this upgrade never moved,
+// nor for one that no longer exists (nothing is left to restore).
+func (e *Executor) Restore(ctx context.Context, kind, namespace, name string, progressTimeout time.Duration) (Result, error) {
+	res, err := e.apply(ctx, kind, namespace, name, progressTimeout, false, func(t Template) ([]byte, error) {
 		return Restore(t, e.Upgrade)
 	})
+	if errors.Is(err, ErrGone) {
+		return res, nil
+	}
+	return res, err
 }
 
-func (e *Executor) apply(ctx context.Context, kind, namespace, name string, timeout time.Duration, failFast bool, build func(Template) ([]byte, error)) (Result, error) {
-	obj := e.Watcher.Get(kind, namespace, name)
-	if obj == nil {
-		return Result{}, fmt.Errorf("failed to find %s %s/%s: it does not exist or meshroll cannot restart that kind", kind, namespace, name)
+func (e *Executor) apply(ctx context.Context, kind, namespace, name string, progressTimeout time.Duration, forward bool, build func(Template) ([]byte, error)) (Result, error) {
+	obj, err := e.Current(ctx, kind, namespace, name)
+	if err != nil {
+		return Result{}, err
+	}
+	if why := RestartBlocker(obj); forward && why != "" {
+		return Result{}, &NotRestartableError{Kind: kind, Namespace: namespace, Name: name, Reason: why}
 	}
 	t, gen := templateOf(obj)
 	patch, err := build(t)
@@ -75,9 +103,43 @@ func (e *Executor) apply(ctx context.Context, kind, namespace, name string, time
 	if e.DryRun {
 		return res, nil
 	}
-	res.Rollout, err = e.Watcher.Wait(ctx, kind, namespace, name, gen, timeout, failFast)
+	res.Rollout, err = e.Watcher.Wait(ctx, kind, namespace, name, gen, progressTimeout, forward)
 	res.Took = time.Since(start)
 	return res, err
+}
+
+// Current returns the workload from the informer cache or, when the cache
+// does not have it (a watch that was cut and has not caught up yet), from
+// the API server: only the server can say a workload is gone.
+func (e *Executor) Current(ctx context.Context, kind, namespace, name string) (runtime.Object, error) {
+	if obj := e.Watcher.Get(kind, namespace, name); obj != nil {
+		return obj, nil
+	}
+	rctx, cancel := e.request(ctx)
+	defer cancel()
+	var (
+		obj runtime.Object
+		err error
+	)
+	apps := e.Kube.AppsV1()
+	get := metav1.GetOptions{}
+	switch kind {
+	case "Deployment":
+		obj, err = apps.Deployments(namespace).Get(rctx, name, get)
+	case "StatefulSet":
+		obj, err = apps.StatefulSets(namespace).Get(rctx, name, get)
+	case "DaemonSet":
+		obj, err = apps.DaemonSets(namespace).Get(rctx, name, get)
+	default:
+		return nil, fmt.Errorf("failed to find %s %s/%s: meshroll cannot restart that kind", kind, namespace, name)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, gone(kind, namespace, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to get %s %s/%s: %w", kind, namespace, name, err)
+	}
+	return obj, nil
 }
 
 func (e *Executor) patch(ctx context.Context, kind, namespace, name string, patch []byte) (int64, error) {
@@ -89,6 +151,8 @@ func (e *Executor) patch(ctx context.Context, kind, namespace, name string, patc
 		gen int64
 		err error
 	)
+	ctx, cancel := e.request(ctx)
+	defer cancel()
 	apps := e.Kube.AppsV1()
 	switch kind {
 	case "Deployment":
@@ -108,6 +172,9 @@ func (e *Executor) patch(ctx context.Context, kind, namespace, name string, patc
 		}
 	default:
 		return 0, fmt.Errorf("failed to patch %s %s/%s: a restart cannot move that kind", kind, namespace, name)
+	}
+	if apierrors.IsNotFound(err) {
+		return 0, gone(kind, namespace, name)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("failed to patch %s %s/%s: %w", kind, namespace, name, err)
@@ -135,6 +202,8 @@ func templateOf(obj runtime.Object) (Template, int64) {
 // SetNamespaceRev points a namespace's istio.io/rev label at rev (one merge
 // patch; none when it already does).
 func (e *Executor) SetNamespaceRev(ctx context.Context, namespace, rev string) (bool, error) {
+	ctx, cancel := e.request(ctx)
+	defer cancel()
 	ns, err := e.Kube.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
 	if err != nil {
 		return false, fmt.Errorf("failed to get namespace %q: %w", namespace, err)
@@ -157,9 +226,9 @@ func (e *Executor) SetNamespaceRev(ctx context.Context, namespace, rev string) (
 // istio-proxy container; a rollout can finish with pods injected by another
 // revision when a label or tag changed under it.
 func (e *Executor) ConfirmProxies(ctx context.Context, kind, namespace, name, image string) error {
-	obj := e.Watcher.Get(kind, namespace, name)
-	if obj == nil {
-		return fmt.Errorf("%s %s/%s no longer exists", kind, namespace, name)
+	obj, err := e.Current(ctx, kind, namespace, name)
+	if err != nil {
+		return err
 	}
 	var sel *metav1.LabelSelector
 	switch o := obj.(type) {
@@ -174,7 +243,9 @@ func (e *Executor) ConfirmProxies(ctx context.Context, kind, namespace, name, im
 	if err != nil {
 		return fmt.Errorf("failed to read the selector of %s %s/%s: %w", kind, namespace, name, err)
 	}
-	pods, err := e.Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: s.String()})
+	rctx, cancel := e.request(ctx)
+	defer cancel()
+	pods, err := e.Kube.CoreV1().Pods(namespace).List(rctx, metav1.ListOptions{LabelSelector: s.String()})
 	if err != nil {
 		return fmt.Errorf("failed to list pods of %s %s/%s: %w", kind, namespace, name, err)
 	}

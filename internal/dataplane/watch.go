@@ -114,25 +114,63 @@ func (w *Watcher) changed(kind, namespace, name string) <-chan struct{} {
 	return c
 }
 
-// Wait blocks until the workload's rollout is done (nil), failed, times out,
-// or ctx ends. minGeneration guards against judging the cached object from
-// before the caller's own write. With failFast false a controller-reported
-// failure does not end the wait: after a restore to the previous template the
-// old failure condition lingers until the rollout back completes.
-func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGeneration int64, timeout time.Duration, failFast bool) (Rollout, error) {
+// Wait blocks until the workload's rollout is done (nil), failed, makes no
+// progress for progressTimeout, or ctx ends. A deadline on progress (any
+// change in how many replicas are updated, ready or available) instead of on
+// the whole rollout lets a workload with many replicas take as long as it
+// keeps moving, as the Deployment controller's own progressDeadlineSeconds
+// does; progressTimeout 0 takes the workload's own deadline (ProgressWindow).
+// minGeneration guards against judging the cached object from before the
+// caller's own write. With failFast false a controller-reported failure does
+// not end the wait: after a restore to the previous template the old failure
+// condition lingers until the rollout back completes. A workload deleted
+// meanwhile ends the wait with an error wrapping ErrGone.
+func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGeneration int64, progressTimeout time.Duration, failFast bool) (Rollout, error) {
 	// Conditions carry whole seconds: anything stamped before the second of
 	// the caller's write predates it.
 	since := time.Now().Truncate(time.Second)
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	window := progressTimeout
+	var deadline *time.Timer
+	defer func() {
+		if deadline != nil {
+			deadline.Stop()
+		}
+	}()
 	last := Rollout{Message: "not observed yet"}
+	seen, unseen := false, 0
 	for {
 		ch := w.changed(kind, namespace, name)
 		obj := w.Get(kind, namespace, name)
+		if obj == nil && seen {
+			// The informer delivered its deletion.
+			return last, gone(kind, namespace, name)
+		}
 		if obj == nil {
-			return last, fmt.Errorf("%s %s/%s no longer exists", kind, namespace, name)
+			// Not cached yet: the caller read it from the server while a
+			// cut watch was catching up. Look again shortly.
+			select {
+			case <-ch:
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return last, context.Cause(ctx)
+			}
+			if unseen++; unseen > 60 {
+				return last, fmt.Errorf("%s %s/%s: not in the watch cache after a minute; its rollout cannot be followed", kind, namespace, name)
+			}
+			continue
+		}
+		seen = true
+		if window <= 0 {
+			window = ProgressWindow(obj)
+		}
+		if deadline == nil {
+			deadline = time.NewTimer(window)
 		}
 		if r, gen := Judge(obj); gen >= minGeneration {
+			if r.Message != last.Message {
+				// Progress: the no-progress deadline starts again.
+				deadline.Reset(window)
+			}
 			last = r
 			if r.Done {
 				return r, nil
@@ -144,11 +182,28 @@ func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGen
 		select {
 		case <-ch:
 		case <-deadline.C:
-			return last, fmt.Errorf("rollout of %s %s/%s did not finish within %s: %s", kind, namespace, name, timeout, last.Message)
+			return last, fmt.Errorf("rollout of %s %s/%s made no progress for %s: %s", kind, namespace, name, window, last.Message)
 		case <-ctx.Done():
 			return last, context.Cause(ctx)
 		}
 	}
+}
+
+// ProgressWindow is how long a workload's rollout may go without progress
+// when the upgrade sets no rolloutTimeout: a Deployment's own
+// progressDeadlineSeconds (default 600) plus a grace for its controller to
+// report the failure first (its message says more than ours), 10 minutes
+// for kinds without a deadline of their own.
+func ProgressWindow(obj runtime.Object) time.Duration {
+	const grace, fallback = 30 * time.Second, 10 * time.Minute
+	if d, ok := obj.(*appsv1.Deployment); ok {
+		secs := int32(600)
+		if d.Spec.ProgressDeadlineSeconds != nil {
+			secs = *d.Spec.ProgressDeadlineSeconds
+		}
+		return time.Duration(secs)*time.Second + grace
+	}
+	return fallback
 }
 
 // Judge returns the rollout verdict and generation of a workload object.

@@ -36,6 +36,7 @@ func ValidateSpec(g v1alpha1.Gate) error {
 	default:
 		problems = append(problems, probeProblems(*g.Probe)...)
 	}
+	problems = append(problems, policyProblems(g)...)
 	if len(problems) > 0 {
 		return &InvalidError{Gate: g.Name, Problems: problems}
 	}
@@ -121,4 +122,22 @@ func checkHTTPURL(raw string) error {
 		return fmt.Errorf("%q has no host", raw)
 	}
 	return nil
+}
+
+// policyProblems checks what a gate does with measurement errors and failed
+// checks; empty fields take the CRD defaults (Retry, threshold 1, 10s).
+func policyProblems(g v1alpha1.Gate) []string {
+	var problems []string
+	switch g.OnError {
+	case "", v1alpha1.GateOnErrorRetry, v1alpha1.GateOnErrorFail:
+	default:
+		problems = append(problems, fmt.Sprintf("onError %q is not %s or %s", g.OnError, v1alpha1.GateOnErrorRetry, v1alpha1.GateOnErrorFail))
+	}
+	if g.FailureThreshold < 0 {
+		problems = append(problems, fmt.Sprintf("failureThreshold %d is negative", g.FailureThreshold))
+	}
+	if g.Interval.Duration < 0 {
+		problems = append(problems, fmt.Sprintf("interval %s is negative", g.Interval.Duration))
+	}
+	return problems
 }

@@ -45,6 +45,10 @@ func TestValidateSpec(t *testing.T) {
 			[]string{`maxErrorPercent "5%" is not a decimal number`}},
 		{"percent above 100", v1alpha1.Gate{Name: "g", Probe: &v1alpha1.ProbeGate{URL: "http://a", MaxErrorPercent: "101"}},
 			[]string{"maxErrorPercent 101 is outside 0..100"}},
+		{"valid error policy and threshold", v1alpha1.Gate{Name: "g", Prometheus: prom("<", "1", ""), OnError: "Fail", FailureThreshold: 3,
+			Interval: metav1.Duration{Duration: 30 * time.Second}}, nil},
+		{"bad error policy and threshold", v1alpha1.Gate{Name: "g", Prometheus: prom("<", "1", ""), OnError: "retry", FailureThreshold: -1,
+			Interval: metav1.Duration{Duration: -time.Second}}, []string{`onError "retry" is not Retry or Fail`, "failureThreshold -1 is negative", "interval -1s is negative"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,8 +20,18 @@ const (
 	OutcomePending Outcome = "pending"
 	// OutcomeSucceeded means the rollout finished on the new revision.
 	OutcomeSucceeded Outcome = "succeeded"
-	// OutcomeFailed means the rollout failed; the run halts or rolls back.
+	// OutcomeFailed means the rollout failed for real (not a transient
+	// error): within the wave's failure budget the workload is put back on
+	// the old revision ("revert") and the wave goes on; beyond it the run
+	// halts or rolls back.
 	OutcomeFailed Outcome = "failed"
+	// OutcomeReverted is a failed workload put back on the old revision;
+	// it still counts against its wave's budget.
+	OutcomeReverted Outcome = "reverted"
+	// OutcomeSkipped means the run leaves the workload alone on purpose:
+	// its owner deleted it, or it could no longer be restarted safely. It
+	// is not a failure and the wave finishes without it.
+	OutcomeSkipped Outcome = "skipped"
 )
 
 // Progress is what a run has recorded so far.
@@ -45,6 +55,9 @@ const (
 	// ActionHalt stops the run for an operator (a failure without auto
 	// rollback).
 	ActionHalt = "halt"
+	// ActionRevert puts Workloads, which failed within their wave's
+	// failure budget, back on the old revision; the wave then goes on.
+	ActionRevert = "revert"
 	// ActionRollback reassigns the previous revision to Workloads and
 	// restarts them, in the given order.
 	ActionRollback = "rollback"
@@ -102,16 +115,22 @@ type State struct {
 	Pause time.Duration
 	// Bake is the soak time after every wave, the last included.
 	Bake time.Duration
+	// MaxFailedPerWave is how many workloads of one wave may fail (and be
+	// reverted) before the run halts or rolls back; 0 stops at the first.
+	MaxFailedPerWave int
 }
 
 // Next decides the next step of a migration from the plan, the recorded
 // state and the current time.
 //
-// A failed workload stops everything: with RollbackAuto the answer is
-// "rollback" of every workload this run touched (any recorded outcome,
-// including the failed and in-flight ones, since each was assigned the new
-// revision) in reverse migration order; otherwise "halt". Without failures
-// the waves are walked in order. A wave with unfinished workloads gets a
+// More failed workloads in one wave than MaxFailedPerWave stop everything:
+// with RollbackAuto the answer is "rollback" of every workload this run
+// touched (any recorded outcome, including the failed and in-flight ones,
+// since each was assigned the new revision) in reverse migration order;
+// otherwise "halt". Within the budget a failed workload is reverted
+// ("revert") before anything else of its wave, and the wave finishes without
+// it, as it does without skipped workloads. Otherwise the waves are walked in
+// order. A wave with unfinished workloads gets a
 // "migrate" of up to Parallelism of them, in-flight ones first because they
 // come first in plan order (before a wave that has not started, the pause
 // after the previous one must have elapsed). A fully migrated wave must then
@@ -124,21 +143,23 @@ func Next(plan WavePlan, s State, now time.Time) Decision {
 	var failed, touched []WorkloadRef
 	failedWave := 0
 	for _, w := range plan.Waves {
+		var inWave []WorkloadRef
 		for _, r := range w.Workloads {
 			o, ok := s.Progress.Done[r.String()]
 			if !ok {
 				continue
 			}
 			touched = append(touched, r)
-			if o == OutcomeFailed {
-				failed = append(failed, r)
-				if failedWave == 0 {
-					failedWave = w.Index
-				}
+			if o == OutcomeFailed || o == OutcomeReverted {
+				inWave = append(inWave, r)
 			}
 		}
+		failed = append(failed, inWave...)
+		if failedWave == 0 && len(inWave) > max(0, s.MaxFailedPerWave) {
+			failedWave = w.Index
+		}
 	}
-	if len(failed) > 0 {
+	if failedWave > 0 {
 		names := joinRefs(failed)
 		if s.RollbackAuto {
 			slices.Reverse(touched)
@@ -151,17 +172,25 @@ func Next(plan WavePlan, s State, now time.Time) Decision {
 
 	parallel := max(plan.Parallelism, 1)
 	for i, w := range plan.Waves {
-		var todo, unrecorded []WorkloadRef
+		var todo, unrecorded, revert []WorkloadRef
 		started := false
 		for _, r := range w.Workloads {
 			o, ok := s.Progress.Done[r.String()]
 			started = started || ok
-			if o != OutcomeSucceeded {
+			switch o {
+			case OutcomeSucceeded, OutcomeSkipped, OutcomeReverted:
+			case OutcomeFailed:
+				revert = append(revert, r)
+			default:
 				todo = append(todo, r)
 			}
 			if !ok {
 				unrecorded = append(unrecorded, r)
 			}
+		}
+		if len(revert) > 0 {
+			return Decision{Action: ActionRevert, Wave: w.Index, Workloads: revert,
+				Reason: fmt.Sprintf("wave %d: %s failed within the budget of %d per wave; putting it back on the old revision", w.Index, joinRefs(revert), s.MaxFailedPerWave)}
 		}
 		if len(todo) > 0 {
 			// The pause sits between waves: once a wave has started, a
@@ -208,6 +237,18 @@ func Next(plan WavePlan, s State, now time.Time) Decision {
 	if s.Bake > 0 {
 		gated = "gated, baked and gated again"
 	}
-	return Decision{Action: ActionDone,
-		Reason: fmt.Sprintf("all %d wave(s) migrated and %s; %d skipped workload(s) need manual action", len(plan.Waves), gated, len(plan.Skipped))}
+	skipped, reverted := len(plan.Skipped), 0
+	for _, o := range s.Progress.Done {
+		switch o {
+		case OutcomeSkipped:
+			skipped++
+		case OutcomeReverted:
+			reverted++
+		}
+	}
+	reason := fmt.Sprintf("all %d wave(s) migrated and %s; %d skipped workload(s) need manual action", len(plan.Waves), gated, skipped)
+	if reverted > 0 {
+		reason += fmt.Sprintf("; %d failed within the budget and run the old revision again", reverted)
+	}
+	return Decision{Action: ActionDone, Reason: reason}
 }

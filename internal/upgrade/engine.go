@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -246,6 +247,8 @@ func (r *run) step(ctx context.Context, d plan.Decision) stepResult {
 		return r.wait(ctx, v1alpha1.PhaseBaking, v1alpha1.ReasonBaking, d)
 	case plan.ActionPause:
 		return r.wait(ctx, v1alpha1.PhasePaused, v1alpha1.ReasonPaused, d)
+	case plan.ActionRevert:
+		return r.revert(ctx, d)
 	case plan.ActionHalt:
 		r.setPhase(v1alpha1.PhaseHalted, v1alpha1.ReasonRolloutFailed, d.Reason+"; fix the workload and run `meshroll rollback "+r.mu.Name+"`, then start a new upgrade")
 		return stepFinal{}
@@ -263,6 +266,10 @@ func (r *run) step(ctx context.Context, d plan.Decision) stepResult {
 // the next move to end (or for a progress write to be due).
 func (r *run) migrate(ctx context.Context, d plan.Decision) stepResult {
 	st := &r.mu.Status
+	if r.failed {
+		r.collect(context.WithoutCancel(ctx))
+		return stepTransient{err: r.stop}
+	}
 	if len(d.Record) > 0 {
 		// Intent before write: the window is in the status before any of
 		// its patches is sent, so a kill or a failed write can never hide
@@ -300,9 +307,6 @@ func (r *run) migrate(ctx context.Context, d plan.Decision) stepResult {
 	case o := <-r.results:
 		delete(r.inflight, o.i)
 		r.failed = r.finish(o) || r.failed
-		if r.failed && len(r.inflight) == 0 {
-			return stepTransient{err: r.stop}
-		}
 	case <-r.flushTick.C:
 		r.flushAsync(ctx)
 	case done := <-r.pending:
@@ -340,7 +344,11 @@ func (r *run) prepare(ctx context.Context, i int) error {
 		for j := range st.Namespaces {
 			n := &st.Namespaces[j]
 			if n.Name == w.Namespace && !n.Done {
-				if _, err := r.exec.SetNamespaceRev(ctx, n.Name, n.To); err != nil {
+				err := r.retry(ctx, func(ctx context.Context) error {
+					_, err := r.exec.SetNamespaceRev(ctx, n.Name, n.To)
+					return err
+				})
+				if err != nil {
 					return err
 				}
 				n.Done, moved = true, true
@@ -369,7 +377,8 @@ func (r *run) moveTag(ctx context.Context, tag, rev string) error {
 	if r.MoveTag == nil {
 		return fmt.Errorf("failed to move tag %q: no tag mover configured", tag)
 	}
-	return r.MoveTag(ctx, tag, rev)
+	// No request timeout here: a tag move renders charts before it writes.
+	return r.retry(ctx, func(ctx context.Context) error { return r.MoveTag(ctx, tag, rev) })
 }
 
 // job is everything a move or restore goroutine needs, copied on the main
@@ -396,67 +405,51 @@ func (r *run) job(i int, rev string, forward bool) job {
 	return j
 }
 
-// move applies one job and confirms the workload's proxies.
+// move applies one job and confirms the workload's proxies. Transient
+// errors are retried: each attempt rebuilds its patch from the workload as
+// it is then (the restart token makes a repeated move a no-op), so a write
+// that landed although its answer was lost is never repeated as a restart.
 func (r *run) move(ctx context.Context, j job, results chan<- outcome) {
 	if templateOnly(j.kind) {
 		res, err := r.moveTemplate(ctx, j) // template.go: nothing to restart
 		results <- outcome{i: j.i, res: res, err: err}
 		return
 	}
-	var (
-		res dataplane.Result
-		err error
-	)
-	if j.forward {
-		res, err = r.exec.Move(ctx, j.kind, j.namespace, j.name, j.token, j.setRev, j.timeout)
-	} else {
-		res, err = r.exec.Restore(ctx, j.kind, j.namespace, j.name, j.timeout)
-	}
-	if err == nil && j.image != "" {
-		err = r.exec.ConfirmProxies(ctx, j.kind, j.namespace, j.name, j.image)
-	}
+	var res dataplane.Result
+	err := r.retry(ctx, func(ctx context.Context) error {
+		var err error
+		if j.forward {
+			res, err = r.exec.Move(ctx, j.kind, j.namespace, j.name, j.token, j.setRev, j.timeout)
+		} else {
+			res, err = r.exec.Restore(ctx, j.kind, j.namespace, j.name, j.timeout)
+		}
+		if err == nil && j.image != "" {
+			err = r.exec.ConfirmProxies(ctx, j.kind, j.namespace, j.name, j.image)
+		}
+		return err
+	})
 	results <- outcome{i: j.i, res: res, err: err}
 }
 
-// finish records a move's outcome; it reports whether the move failed.
-func (r *run) finish(o outcome) bool {
-	st := &r.mu.Status
-	w := &st.Workloads[o.i]
-	r.dirty = true
-	if o.res.Took > 0 {
-		w.RolloutMillis = o.res.Took.Milliseconds()
-	}
-	if o.err != nil {
-		if interrupted(o.err) {
-			return false // interrupted, stays pending: the next run resumes it
-		}
-		w.Outcome, w.Message = v1alpha1.OutcomeFailed, o.err.Error()
-		r.event("failed", w.Wave, o.err.Error())
-		r.progress()
-		return true
-	}
-	w.Outcome, w.Message = v1alpha1.OutcomeSucceeded, ""
-	r.progress()
-	if r.waveDone(w.Wave) {
-		r.event("wave", w.Wave, fmt.Sprintf("wave %d migrated", w.Wave))
-	}
-	return false
-}
+// finish records a move's outcome (budget.go); it reports whether the run
+// must stop starting moves.
+func (r *run) finish(o outcome) bool { return r.settle(o) }
 
+// waveDone reports whether every workload of wave has its final outcome.
 func (r *run) waveDone(wave int) bool {
 	for _, w := range r.mu.Status.Workloads {
-		if w.Wave == wave && w.Outcome != v1alpha1.OutcomeSucceeded {
+		if w.Wave == wave && w.Outcome != v1alpha1.OutcomeSucceeded && w.Outcome != v1alpha1.OutcomeSkipped {
 			return false
 		}
 	}
 	return true
 }
 
+// rolloutTimeout is the no-progress deadline of a rollout; 0 takes each
+// workload's own (dataplane.ProgressWindow), so a large workload that keeps
+// moving is never failed by a fixed bound.
 func (r *run) rolloutTimeout() time.Duration {
-	if d := r.mu.Spec.Strategy.RolloutTimeout.Duration; d > 0 {
-		return d
-	}
-	return 5 * time.Minute
+	return max(0, r.mu.Spec.Strategy.RolloutTimeout.Duration)
 }
 
 func (r *run) flushEvery() time.Duration {

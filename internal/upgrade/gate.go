@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,7 +16,11 @@ const readinessGate = "readiness"
 
 // gate evaluates readiness of the wave's workloads and every configured gate,
 // right after the wave's moves or (afterBake) at the end of its bake. A
-// failed gate is a stepFailed: the loop rolls back (policy Auto) or halts.
+// failed gate is a stepFailed: the loop rolls back (policy Auto) or halts. A
+// measurement error is not a failed check (gate_policy.go): it is retried,
+// and by the gate's onError either stops the run resumably or counts as a
+// failed check; a failed check below the gate's failureThreshold is recorded
+// and checked again after its interval.
 func (r *run) gate(ctx context.Context, wave int, afterBake bool) stepResult {
 	st := &r.mu.Status
 	when := "after wave"
@@ -23,7 +28,10 @@ func (r *run) gate(ctx context.Context, wave int, afterBake bool) stepResult {
 		when = "after the bake of wave"
 	}
 	r.setPhase(v1alpha1.PhaseGating, v1alpha1.ReasonMigrating, fmt.Sprintf("evaluating gates %s %d", when, wave))
-	passed, evidence := r.readiness(wave)
+	passed, evidence, err := r.readiness(ctx, wave)
+	if err != nil {
+		return stepTransient{err: err}
+	}
 	r.record(wave, afterBake, readinessGate, passed, evidence)
 	failed := ""
 	if !passed {
@@ -33,19 +41,10 @@ func (r *run) gate(ctx context.Context, wave int, afterBake bool) stepResult {
 		if failed != "" {
 			break
 		}
-		ok, ev, err := false, "", error(nil)
-		if r.Gates == nil {
-			err = fmt.Errorf("no gate evaluator is configured")
-		} else {
-			ok, ev, err = r.Gates.Evaluate(ctx, g, wave)
+		ok, ev, res := r.check(ctx, g, wave, afterBake)
+		if res != nil {
+			return res
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return stepTransient{err: context.Cause(ctx)}
-			}
-			ok, ev = false, "could not evaluate: "+err.Error()
-		}
-		r.record(wave, afterBake, g.Name, ok, ev)
 		if !ok {
 			failed = g.Name + ": " + ev
 		}
@@ -65,31 +64,46 @@ func (r *run) gate(ctx context.Context, wave int, afterBake bool) stepResult {
 	return stepFailed{reason: v1alpha1.ReasonGateFailed, why: fmt.Sprintf("gate %s %d failed (%s)", when, wave, failed)}
 }
 
-// readiness re-judges every workload of the wave from the informer cache: a
-// workload that rolled out fine can lose pods before the gate runs.
-func (r *run) readiness(wave int) (bool, string) {
+// readiness re-judges every workload of the wave that moved from the
+// informer cache: a workload that rolled out fine can lose pods before the
+// gate runs. Workloads the run skipped or put back are not the wave's to
+// judge, and one its owner deleted since is skipped, not a failed gate.
+func (r *run) readiness(ctx context.Context, wave int) (bool, string, error) {
 	n, notReady := 0, []string{}
-	for _, w := range r.mu.Status.Workloads {
-		if w.Wave != wave {
+	for i := range r.mu.Status.Workloads {
+		w := &r.mu.Status.Workloads[i]
+		if w.Wave != wave || w.Outcome != v1alpha1.OutcomeSucceeded {
 			continue
 		}
-		n++
 		if templateOnly(w.Kind) {
+			n++
 			continue // moved by its template (template.go): nothing runs to be ready
 		}
 		obj := r.exec.Watcher.Get(w.Kind, w.Namespace, w.Name)
 		if obj == nil {
-			notReady = append(notReady, w.Ref()+" is gone")
-			continue
+			err := r.retry(ctx, func(ctx context.Context) error {
+				var err error
+				obj, err = r.exec.Current(ctx, w.Kind, w.Namespace, w.Name)
+				return err
+			})
+			if errors.Is(err, dataplane.ErrGone) {
+				w.Outcome, w.Message = v1alpha1.OutcomeSkipped, "deleted after it moved (by its owner?): nothing left to judge"
+				r.event("skipped", wave, w.Ref()+": "+w.Message)
+				continue
+			}
+			if err != nil {
+				return false, "", fmt.Errorf("failed to read %s for the readiness gate: %w", w.Ref(), err)
+			}
 		}
+		n++
 		if ro, ok := rolloutOf(obj); !ok {
 			notReady = append(notReady, w.Ref()+": "+ro.Message)
 		}
 	}
 	if len(notReady) > 0 {
-		return false, fmt.Sprintf("%d of %d workloads not ready: %s", len(notReady), n, notReady[0])
+		return false, fmt.Sprintf("%d of %d workloads not ready: %s", len(notReady), n, notReady[0]), nil
 	}
-	return true, fmt.Sprintf("%d of %d workloads rolled out and available", n, n)
+	return true, fmt.Sprintf("%d of %d workloads rolled out and available", n, n), nil
 }
 
 func rolloutOf(obj any) (dataplane.Rollout, bool) {

@@ -188,6 +188,14 @@ func progress(st *v1alpha1.MeshUpgradeStatus) plan.Progress {
 			p.Done[w.Ref()] = plan.OutcomeSucceeded
 		case v1alpha1.OutcomeFailed:
 			p.Done[w.Ref()] = plan.OutcomeFailed
+		case v1alpha1.OutcomeRolledBack:
+			// Before the run rolls back as a whole, a rolled-back workload
+			// is one that failed within the budget and was put back.
+			p.Done[w.Ref()] = plan.OutcomeReverted
+		case v1alpha1.OutcomeRollbackFailed:
+			p.Done[w.Ref()] = plan.OutcomeFailed
+		case v1alpha1.OutcomeSkipped:
+			p.Done[w.Ref()] = plan.OutcomeSkipped
 		}
 	}
 	return p

@@ -339,11 +339,18 @@ func TestProgress(t *testing.T) {
 		ws("a", "broken", 1, v1alpha1.MechanismPod, v1alpha1.OutcomeFailed),
 		ws("a", "back", 1, v1alpha1.MechanismPod, v1alpha1.OutcomeRolledBack),
 		ws("a", "stuck", 1, v1alpha1.MechanismPod, v1alpha1.OutcomeRollbackFailed),
+		ws("a", "gone", 1, v1alpha1.MechanismPod, v1alpha1.OutcomeSkipped),
 	}}
+	// A rolled-back workload in a forward run failed within the budget and
+	// was put back; one that could not be put back is still a failure; a
+	// skipped one is never handed out again.
 	want := map[string]plan.Outcome{
 		"Deployment a/moving": plan.OutcomePending,
 		"Deployment a/moved":  plan.OutcomeSucceeded,
 		"Deployment a/broken": plan.OutcomeFailed,
+		"Deployment a/back":   plan.OutcomeReverted,
+		"Deployment a/stuck":  plan.OutcomeFailed,
+		"Deployment a/gone":   plan.OutcomeSkipped,
 	}
 	if diff := cmp.Diff(want, progress(st).Done); diff != "" {
 		t.Errorf("progress() (-want +got):\n%s", diff)

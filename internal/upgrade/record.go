@@ -32,7 +32,7 @@ func (r *run) flush(ctx context.Context, force bool) error {
 	st := &r.mu.Status
 	st.Counts = v1alpha1.Tally(st.Workloads)
 	r.sample()
-	fresh, err := r.Store.UpdateStatus(ctx, r.mu)
+	fresh, err := r.updateStatus(ctx, r.mu)
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func (r *run) flushAsync(ctx context.Context) {
 	r.dirty, r.lastFlush = false, time.Now()
 	done := make(chan flushDone, 1)
 	go func() {
-		fresh, err := r.Store.UpdateStatus(ctx, snapshot)
+		fresh, err := r.updateStatus(ctx, snapshot)
 		done <- flushDone{fresh: fresh, err: err}
 	}()
 	r.pending = done

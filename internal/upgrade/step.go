@@ -22,6 +22,9 @@ func (r *run) state() plan.State {
 		RollbackAuto: r.mu.Spec.Rollback != v1alpha1.RollbackManual,
 		Pause:        r.mu.Spec.Strategy.PauseBetweenWaves.Duration,
 		Bake:         r.mu.Spec.Strategy.Bake.Duration,
+		// Only real failures spend it: transient errors are retried and
+		// gone or unmovable workloads are skipped (budget.go).
+		MaxFailedPerWave: r.mu.Spec.Strategy.MaxFailedWorkloads,
 	}
 	if st.LastWaveDoneAt != nil {
 		s.LastWaveDone = st.LastWaveDoneAt.Time
