@@ -2,11 +2,13 @@ package sandbox
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -131,13 +133,33 @@ func livePodAddrs(ctx context.Context, cs kubernetes.Interface) (map[netip.Addr]
 	}
 }
 
-// withKwokCIDR returns comps with kwok's --cidr set to block.
-func withKwokCIDR(comps []component, block string) []component {
+// kwokPodStages are kwok's pod stages in real-istiod mode (see the file):
+// istiod pods start Running but not Ready, and the istiod runner sets Ready
+// from the process's own readiness, so a Deployment is available, and its
+// Service has a ready endpoint, only once istiod serves.
+//
+//go:embed kwok-pod-stages.yaml
+var kwokPodStages []byte
+
+// kwokStagesPath is where Up writes kwokPodStages for kwok's --config.
+func kwokStagesPath(dir string) string { return filepath.Join(dir, "kwok-pod-stages.yaml") }
+
+// withKwok returns comps with kwok's --cidr set to block and, in real-istiod
+// mode, its pod stages replaced by kwokPodStages (written to dir first).
+func withKwok(comps []component, dir, block, mode string) ([]component, error) {
 	out := slices.Clone(comps)
 	for i := range out {
-		if out[i].name == nameKwok {
-			out[i].args = append(slices.Clone(out[i].args), "--cidr="+block)
+		if out[i].name != nameKwok {
+			continue
 		}
+		args := append(slices.Clone(out[i].args), "--cidr="+block)
+		if mode == IstiodReal {
+			if err := os.WriteFile(kwokStagesPath(dir), kwokPodStages, 0o644); err != nil {
+				return nil, fmt.Errorf("failed to write kwok stages %q: %w", kwokStagesPath(dir), err)
+			}
+			args = append(args, "--config="+kwokStagesPath(dir))
+		}
+		out[i].args = args
 	}
-	return out
+	return out, nil
 }

@@ -94,6 +94,12 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	if err != nil {
 		return st, err
 	}
+	if p := st.process(nameKwok); p != nil && st.Istiod != "" && st.Istiod != mode {
+		// kwok's pod stages depend on the mode: a switch restarts it.
+		if err := stopProcess(ctx, *p); err != nil {
+			return st, err
+		}
+	}
 	if opts.APIOnly {
 		comps = comps[:2]
 	} else if p := st.process(nameKwok); p == nil || !processAlive(p.PID, p.Argv0) || st.KwokBlock == "" {
@@ -103,7 +109,9 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			return st, err
 		}
 	}
-	comps = withKwokCIDR(comps, st.KwokBlock)
+	if comps, err = withKwok(comps, dir, st.KwokBlock, mode); err != nil {
+		return st, err
+	}
 	if err := ensureRunning(ctx, out, st, comps[2:]); err != nil {
 		return st, err
 	}

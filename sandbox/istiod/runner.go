@@ -299,6 +299,7 @@ func (r *Runner) start(ctx context.Context, s spec) error {
 			r.queue.Add(s.key)
 		}
 	}()
+	go r.watchReady(ctx, in)
 	return nil
 }
 
