@@ -12,7 +12,10 @@
 // routing on, calls the webhooks istiod patches with its own CA on that
 // address. To everything else in the cluster, istiod simply runs.
 //
-// kwok, not the process, decides the pod's Ready condition: a pod is Ready
-// before its istiod serves. Callers that need istiod answering wait for it
-// (Ready, or the runner's /istiods report).
+// The runner is also the pods' readiness prober: in real-istiod mode kwok
+// starts istiod pods Running but not Ready (the sandbox's kwok stages), and
+// the runner sets Ready from istiod's own /ready, as a kubelet would. So the
+// Deployment is available, and the Service has a ready endpoint, only once
+// istiod serves: whoever waits for istiod the way it would on a cluster
+// (meshroll's revision install does) waits for the real thing.
 package istiod
