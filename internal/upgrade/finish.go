@@ -104,7 +104,7 @@ func (r *run) prune(ctx context.Context) (stepResult, string) {
 			refs = append(refs, ref.String())
 		}
 		r.setStep(v1alpha1.StepPrune, v1alpha1.StepRefused, fmt.Sprintf("revision %s kept: still referenced by %d referrer(s): %s; clear them, then `meshroll revision remove %s`",
-			from, len(refs), strings.Join(refs[:min(5, len(refs))], "; "), from))
+			from, len(refs), strings.Join(refs[:min(3, len(refs))], "; "), from))
 	case errors.As(err, &gone) && !r.installed(ctx, from):
 		// A kill after the removal and before its record: it is done.
 		r.setStep(v1alpha1.StepPrune, v1alpha1.StepDone, "revision "+from+" removed")
@@ -113,6 +113,9 @@ func (r *run) prune(ctx context.Context) (stepResult, string) {
 	}
 	if err := r.flush(ctx, true); err != nil {
 		return stepTransient{err: err}, ""
+	}
+	if s := st.Step(v1alpha1.StepPrune); s.State == v1alpha1.StepRefused {
+		return nil, fmt.Sprintf("revision %s kept: still referenced (see the Prune step)", from)
 	}
 	return nil, st.Step(v1alpha1.StepPrune).Message
 }
