@@ -171,6 +171,35 @@ func TestRealIstiodAnswersIstioWebhooks(t *testing.T) {
 		}
 	})
 
+	t.Run("the default tag's webhooks reach the same istiod", func(t *testing.T) {
+		if _, err := controlplane.SetTag(t.Context(), controlplane.Clients{Kube: kube, Dynamic: dyn},
+			controlplane.TagOptions{Tag: "default", Revision: rev, Version: realVersion, Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		ns := "real-tag"
+		createNamespace(t, kube, ns, map[string]string{"istio-injection": "enabled"})
+		pod := createPod(t, kube, ns, "tagged")
+		if proxy := container(pod.Spec.Containers, "istio-proxy"); proxy == nil || proxy.Image != "docker.io/istio/proxyv2:"+realVersion {
+			t.Errorf("pod of an istio-injection=enabled namespace not injected through the default tag: %+v", pod.Spec.Containers)
+		}
+		// istiod-default-validator validates config with no revision label.
+		invalid := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+			"metadata": map[string]any{"name": "invalid-unlabelled", "namespace": ns},
+			"spec":     map[string]any{"hosts": []any{"reviews"}, "http": []any{map[string]any{}}},
+		}}
+		var last error
+		err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, last = dyn.Resource(vsGVR).Namespace(ns).Create(ctx, invalid, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			return last != nil && strings.Contains(last.Error(), "denied the request"), nil
+		})
+		if err != nil {
+			t.Errorf("unlabelled invalid VirtualService not refused through istiod-default-validator: last answer %v", last)
+		} else {
+			t.Logf("refused: %v", last)
+		}
+	})
+
 	t.Run("istiod runs as its pod, on the pod's address", func(t *testing.T) {
 		if rss, err := rssMiB(in.PID); err == nil {
 			t.Logf("MEASURE istiod %s RSS: %d MiB", in.Pod, rss)

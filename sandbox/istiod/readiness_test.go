@@ -1,6 +1,8 @@
 package istiod
 
 import (
+	"time"
+
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,5 +33,13 @@ func TestApplyReady(t *testing.T) {
 	}
 	if applyReady(&st, corev1.ConditionTrue, now) {
 		t.Error("a second identical write reported a change")
+	}
+}
+
+func TestCrashBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 7: time.Minute, 50: time.Minute} {
+		if got := crashBackoff(n); got != want {
+			t.Errorf("crashBackoff(%d) = %s, want %s", n, got, want)
+		}
 	}
 }

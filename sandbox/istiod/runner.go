@@ -62,6 +62,9 @@ type Runner struct {
 	procs map[string]*instance
 	// restarts counts starts after the first, per pod key.
 	restarts map[string]int
+	// notBefore holds back the restart of a pod whose istiod died, however
+	// soon the pod changes next (the runner itself writes its readiness).
+	notBefore map[string]time.Time
 }
 
 // Run serves every istiod pod of the cluster with a pilot-discovery process
@@ -80,7 +83,7 @@ func New(cfg *rest.Config, opts Options) (*Runner, error) {
 	if opts.Dir == "" {
 		return nil, fmt.Errorf("failed to create istiod runner %q: Dir is empty", opts.Addr)
 	}
-	r := &Runner{opts: opts, log: opts.Logger, cfg: cfg, procs: map[string]*instance{}, restarts: map[string]int{}}
+	r := &Runner{opts: opts, log: opts.Logger, cfg: cfg, procs: map[string]*instance{}, restarts: map[string]int{}, notBefore: map[string]time.Time{}}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
@@ -181,34 +184,30 @@ func (r *Runner) next(ctx context.Context) bool {
 		return false
 	}
 	defer r.queue.Done(key)
-	retry, err := r.reconcile(ctx, key)
-	switch {
-	case err != nil && ctx.Err() == nil:
+	if err := r.reconcile(ctx, key); err != nil && ctx.Err() == nil {
 		r.log.Error("istiod runner", "pod", key, "err", err)
 		r.queue.AddRateLimited(key)
-	case retry:
-		r.queue.AddRateLimited(key)
-	default:
-		r.queue.Forget(key)
+		return true
 	}
+	r.queue.Forget(key)
 	return true
 }
 
 // reconcile makes the process of one pod match the pod: none when it is
-// gone or not running, a fresh one when anything it runs with changed or the
-// last one died. retry asks to look again after a backoff (a death).
-func (r *Runner) reconcile(ctx context.Context, key string) (retry bool, err error) {
+// gone or not running, a fresh one when anything it runs with changed or,
+// after a backoff, when the last one died.
+func (r *Runner) reconcile(ctx context.Context, key string) error {
 	ns, name := splitKey(key)
 	var want *spec
 	pod, err := r.pods.Pods(ns).Get(name)
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return false, fmt.Errorf("failed to get pod %q: %w", key, err)
+		return fmt.Errorf("failed to get pod %q: %w", key, err)
 	default:
 		node, _ := r.nodes.Get(pod.Spec.NodeName)
 		if want, err = podSpec(ctx, pod, node, r.lookup(ns)); err != nil {
-			return false, err
+			return err
 		}
 	}
 
@@ -229,21 +228,38 @@ func (r *Runner) reconcile(ctx context.Context, key string) (retry bool, err err
 		if died && want != nil {
 			r.mu.Lock()
 			r.restarts[key]++
+			r.notBefore[key] = time.Now().Add(crashBackoff(r.restarts[key]))
 			r.mu.Unlock()
-			// Restart after the backoff, not at once.
-			return true, nil
 		}
 	}
 	if want == nil {
 		r.mu.Lock()
 		delete(r.restarts, key)
+		delete(r.notBefore, key)
 		r.mu.Unlock()
-		return false, nil
+		return nil
 	}
 	if cur != nil && !died && cur.spec.equal(*want) {
-		return false, nil
+		return nil
 	}
-	return false, r.start(ctx, *want)
+	r.mu.Lock()
+	wait := time.Until(r.notBefore[key])
+	r.mu.Unlock()
+	if wait > 0 {
+		r.queue.AddAfter(key, wait)
+		return nil
+	}
+	return r.start(ctx, *want)
+}
+
+// crashBackoff is the wait before the n-th restart: doubling from
+// crashBackoffBase up to crashBackoffMax, like CrashLoopBackOff.
+func crashBackoff(n int) time.Duration {
+	d := crashBackoffBase
+	for i := 1; i < n && d < crashBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, crashBackoffMax)
 }
 
 // start runs pilot-discovery for s, first stopping any other process still
