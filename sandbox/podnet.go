@@ -36,10 +36,11 @@ const (
 // run as real processes can claim, one sandbox each: every address of a
 // claimed slice is routed to lo (`ip route add local <slice> dev lo`), so a
 // process can bind a kwok pod's own address, and sandboxes running side by
-// side (one per test package) never hand out the same address. Each slice
-// holds 16,382 pod addresses.
+// side (one per test package) never hand out the same address. Six /19s
+// above the stand-in's range, 8,190 pod addresses each (2,046 per kwok
+// start before its block runs into the next).
 func RoutedPodRanges() []string {
-	return []string{"10.244.64.0/18", "10.244.128.0/18", "10.244.192.0/18"}
+	return []string{"10.244.64.0/19", "10.244.96.0/19", "10.244.128.0/19", "10.244.160.0/19", "10.244.192.0/19", "10.244.224.0/19"}
 }
 
 // rangeBlocks splits a pod range into kwokBlocksPerRange equal blocks.

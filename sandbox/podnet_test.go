@@ -39,8 +39,13 @@ func TestRangeBlocks(t *testing.T) {
 func TestRoutedPodRangesInsideSupernet(t *testing.T) {
 	super := netip.MustParsePrefix(podSupernet)
 	std := netip.MustParsePrefix(standInPodRange)
-	for _, r := range RoutedPodRanges() {
+	for i, r := range RoutedPodRanges() {
 		p := netip.MustParsePrefix(r)
+		for _, o := range RoutedPodRanges()[i+1:] {
+			if p.Overlaps(netip.MustParsePrefix(o)) {
+				t.Errorf("routed ranges %s and %s overlap", r, o)
+			}
+		}
 		if !super.Contains(p.Addr()) || p.Bits() < super.Bits() {
 			t.Errorf("routed range %s leaves %s", r, podSupernet)
 		}
@@ -133,14 +138,14 @@ func TestSetupPodRangeFallsBackWithoutRoute(t *testing.T) {
 }
 
 func TestSetupPodRangeKeepsItsRange(t *testing.T) {
-	st := &State{Dir: t.TempDir(), Ports: map[string]int{}, PodRange: "10.244.128.0/18"}
+	st := &State{Dir: t.TempDir(), Ports: map[string]int{}, PodRange: "10.244.128.0/19"}
 	var preferred string
 	claim := func(_ context.Context, _, prefer string) (string, error) { preferred = prefer; return prefer, nil }
 	mode, err := setupPodRange(t.Context(), io.Discard, st, IstiodReal, claim)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mode != IstiodReal || preferred != "10.244.128.0/18" || st.PodRange != preferred || !st.PodRouted {
+	if mode != IstiodReal || preferred != "10.244.128.0/19" || st.PodRange != preferred || !st.PodRouted {
 		t.Errorf("mode %q, preferred %q, state %+v", mode, preferred, st)
 	}
 	if st.IstiodNote != "" {

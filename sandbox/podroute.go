@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // capNetAdmin is CAP_NET_ADMIN's bit in /proc/<pid>/status CapEff.
@@ -103,8 +105,8 @@ func claimsDir() string {
 	return filepath.Join(os.TempDir(), "meshroll-podnet")
 }
 
-// claimFile is the claim of one routed range ("10.244.64.0/18" →
-// 10.244.64.0_18).
+// claimFile is the claim of one routed range ("10.244.64.0/19" →
+// 10.244.64.0_19).
 func claimFile(cidr string) string {
 	return filepath.Join(claimsDir(), strings.ReplaceAll(cidr, "/", "_"))
 }
@@ -150,8 +152,36 @@ func claimRoutedRange(ctx context.Context, dir, prefer string) (string, error) {
 		}
 		return cidr, nil
 	}
-	return "", fmt.Errorf("failed to claim a pod range: all of %s are held by running sandboxes (see %s)",
-		strings.Join(RoutedPodRanges(), ", "), claimsDir())
+	return "", fmt.Errorf("%w: all of %s are held by running sandboxes (see %s)",
+		errAllClaimed, strings.Join(RoutedPodRanges(), ", "), claimsDir())
+}
+
+// errAllClaimed says every routed range belongs to a running sandbox.
+var errAllClaimed = errors.New("failed to claim a pod range")
+
+// claimRoutedRangeWaiting is claimRoutedRange that, while every range is
+// held by another running sandbox (other test packages, other people's
+// sandboxes on a shared host), waits for one to be released until ctx ends,
+// saying so once on out.
+func claimRoutedRangeWaiting(out io.Writer) func(ctx context.Context, dir, prefer string) (string, error) {
+	return func(ctx context.Context, dir, prefer string) (string, error) {
+		said := false
+		for {
+			cidr, err := claimRoutedRange(ctx, dir, prefer)
+			if !errors.Is(err, errAllClaimed) {
+				return cidr, err
+			}
+			if !said {
+				fmt.Fprintf(out, "sandbox: %v; waiting for one to be released\n", err)
+				said = true
+			}
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("%w (waited until %w)", err, ctx.Err())
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}
 }
 
 // claimLive reports whether the sandbox in dir still holds cidr: its state

@@ -52,7 +52,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		return nil, err
 	}
 	if !opts.APIOnly {
-		if mode, err = setupPodRange(ctx, out, st, mode, claimRoutedRange); err != nil {
+		if mode, err = setupPodRange(ctx, out, st, mode, claimRoutedRangeWaiting(out)); err != nil {
 			return st, err
 		}
 	}
