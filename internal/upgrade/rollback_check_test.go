@@ -15,7 +15,10 @@ import (
 // write: From not installed (after a prune), a later upgrade that moved the
 // same workloads, labels, tags or gateways, or a label changed by hand since.
 func TestDefect2CheckRollback(t *testing.T) {
-	at := func(m int) *metav1.Time { v := metav1.NewTime(freezeNow.Add(time.Duration(m) * time.Minute)); return &v }
+	at := func(m int) *metav1.Time {
+		v := metav1.NewTime(freezeNow.Add(time.Duration(m) * time.Minute))
+		return &v
+	}
 	mine := func() *v1alpha1.MeshUpgrade {
 		mu := meshUpgrade("a", sizeCount(1))
 		mu.Status.StartedAt = at(0)
@@ -43,8 +46,8 @@ func TestDefect2CheckRollback(t *testing.T) {
 		want  []string // substrings; none means allowed
 	}{
 		{name: "allowed", mu: mine(), facts: RollbackFacts{Installed: installed,
-			Others: []v1alpha1.MeshUpgrade{other("earlier", -5, v1alpha1.PhaseSucceeded, "shop/web"), other("later-rolled-back", 5, v1alpha1.PhaseRolledBack, "shop/web")},
-			MovedBy: map[string]string{"Deployment shop/api": "earlier"}, // recorded but never patched
+			Others:       []v1alpha1.MeshUpgrade{other("earlier", -5, v1alpha1.PhaseSucceeded, "shop/web"), other("later-rolled-back", 5, v1alpha1.PhaseRolledBack, "shop/web")},
+			MovedBy:      map[string]string{"Deployment shop/api": "earlier"}, // recorded but never patched
 			NamespaceRev: map[string]string{"shop": revNew}, TagRev: map[string]string{"prod": revOld}, GatewayRev: map[string]string{"gw/edge": revNew}}},
 		{name: "from pruned", mu: func() *v1alpha1.MeshUpgrade {
 			mu := mine()
