@@ -35,7 +35,7 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 	existing, err := o.Store.Get(ctx, mu.Name)
 	switch {
 	case err == nil:
-		if !reflect.DeepEqual(existing.Spec, mu.Spec) {
+		if !reflect.DeepEqual(withDefaults(existing.Spec), withDefaults(mu.Spec)) {
 			return nil, fmt.Errorf("MeshUpgrade %q already exists with a different spec (phase %s); pick another --name, or roll it back with `meshroll rollback %s`", mu.Name, existing.Status.Phase, mu.Name)
 		}
 		if existing.Status.Phase.Final() {
@@ -113,4 +113,26 @@ func validateSpec(s v1alpha1.MeshUpgradeSpec) error {
 		return fmt.Errorf("invalid upgrade: %w", err)
 	}
 	return nil
+}
+
+// withDefaults fills in what the CRD's defaults fill in on the API server
+// (kubebuilder:default markers), so a rerun with the same flags compares
+// equal to the stored spec it created.
+func withDefaults(s v1alpha1.MeshUpgradeSpec) v1alpha1.MeshUpgradeSpec {
+	if s.Rollback == "" {
+		s.Rollback = v1alpha1.RollbackAuto
+	}
+	s.Gates = append([]v1alpha1.Gate(nil), s.Gates...)
+	for i := range s.Gates {
+		g := &s.Gates[i]
+		if g.OnError == "" {
+			g.OnError = "Retry"
+		}
+		if g.Prometheus != nil && g.Prometheus.OnNoData == "" {
+			p := *g.Prometheus
+			p.OnNoData = "Pass"
+			g.Prometheus = &p
+		}
+	}
+	return s
 }
