@@ -20,8 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/sandbox"
 	"github.com/meshroll/meshroll/sandbox/istiod"
@@ -33,12 +35,17 @@ func TestMain(m *testing.M) {
 	os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(2), sandboxtest.WithRealIstiod()))
 }
 
-// realVersion is the release whose istiod the test runs; it is one of
-// sandbox.PilotDiscoveryReleases, which `make sandbox-bin` prebuilds.
-const realVersion = "1.24.2"
+// realVersion is the release whose istiod the test checks in depth and
+// oldVersion the one installed before it, as a canary upgrade has them side
+// by side; both are sandbox.PilotDiscoveryReleases, which `make sandbox-bin`
+// prebuilds.
+const (
+	realVersion = "1.24.2"
+	oldVersion  = "1.23.2"
+)
 
-// buildTimeout covers a cold build of pilot-discovery on two busy cores
-// (about six minutes alone) when the prebuild did not run.
+// buildTimeout covers cold builds of pilot-discovery on two busy cores
+// (about six minutes each alone) when the prebuild did not run.
 const buildTimeout = 25 * time.Minute
 
 var vsGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
@@ -47,12 +54,14 @@ type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len(p), nil }
 
-// TestRealIstiodAnswersIstioWebhooks installs a revision exactly as meshroll
-// does (controlplane.Install, no webhook rewritten), lets the sandbox run a
-// real pilot-discovery for its istiod pod, and checks what only the real
-// istiod does: it injects what its own templates say (istio-init,
-// istio-proxy, sidecar.istio.io/status) and its validation webhook refuses
-// invalid config labelled for its revision.
+// TestRealIstiodAnswersIstioWebhooks installs two revisions exactly as
+// meshroll does (controlplane.Install, no webhook rewritten), lets the
+// sandbox run a real pilot-discovery for each istiod pod, and checks what only
+// the real istiods do: each injects what its own templates say (istio-init,
+// istio-proxy of its release, sidecar.istio.io/status), their validation
+// webhooks (the revision's and, through the default tag, the default
+// validator) refuse invalid config, and removing a revision leaves no webhook
+// on its istiod (istio/istio#35590).
 func TestRealIstiodAnswersIstioWebhooks(t *testing.T) {
 	cfg := sandboxtest.Config(t)
 	runner := istiodtest.Start(t, cfg)
@@ -62,33 +71,43 @@ func TestRealIstiodAnswersIstioWebhooks(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
 	began := time.Now()
-	if _, err := sandbox.EnsurePilotDiscovery(ctx, realVersion, testWriter{t}); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	t.Logf("MEASURE pilot-discovery %s ready to run (cached or built): %s", realVersion, time.Since(began).Round(time.Second))
-
-	began = time.Now()
-	if _, err := controlplane.Install(t.Context(), controlplane.Clients{Kube: kube, Dynamic: dyn},
-		controlplane.InstallOptions{Render: istio.RenderOptions{Version: realVersion}}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("MEASURE install of %s, waiting for istiod available: %s", rev, time.Since(began).Round(100*time.Millisecond))
-	// The pod is Ready only once istiod answers its readiness probe, so
-	// meshroll's install, waiting for the Deployment to be available, has
-	// waited for the real istiod: it serves now, with no wait of the test's.
-	var in istiod.Instance
-	for _, i := range runner.Instances(t.Context()) {
-		if strings.HasPrefix(i.Pod, "istio-system/istiod-"+rev+"-") {
-			in = i
+	for _, v := range []string{oldVersion, realVersion} {
+		if _, err := sandbox.EnsurePilotDiscovery(ctx, v, testWriter{t}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if !in.Ready {
-		t.Errorf("install returned before istiod answered its readiness probe: %+v", runner.Instances(t.Context()))
-		in = istiodtest.WaitReady(t, runner, "istio-system/istiod-"+rev+"-", 3*time.Minute)
+	cancel()
+	t.Logf("MEASURE pilot-discovery %s and %s ready to run (cached or built): %s", oldVersion, realVersion, time.Since(began).Round(time.Second))
+
+	// install installs a release as meshroll does and returns its istiod: the
+	// pod is Ready only once istiod answers its readiness probe, so meshroll's
+	// install, waiting for the Deployment to be available, has waited for the
+	// real istiod, and it serves now with no wait of the test's.
+	install := func(version string) istiod.Instance {
+		t.Helper()
+		r := istio.RevisionName(version)
+		began := time.Now()
+		if _, err := controlplane.Install(t.Context(), controlplane.Clients{Kube: kube, Dynamic: dyn},
+			controlplane.InstallOptions{Render: istio.RenderOptions{Version: version}}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("MEASURE install of %s, waiting for istiod available: %s", r, time.Since(began).Round(100*time.Millisecond))
+		var in istiod.Instance
+		for _, i := range runner.Instances(t.Context()) {
+			if strings.HasPrefix(i.Pod, "istio-system/istiod-"+r+"-") {
+				in = i
+			}
+		}
+		if !in.Ready {
+			t.Errorf("install of %s returned before istiod answered its readiness probe: %+v", r, runner.Instances(t.Context()))
+			in = istiodtest.WaitReady(t, runner, "istio-system/istiod-"+r+"-", 3*time.Minute)
+		}
+		t.Logf("MEASURE istiod %s process started %s after install began; pod %s on %s",
+			version, in.Started.Sub(began).Round(100*time.Millisecond), in.Pod, in.IP)
+		return in
 	}
-	t.Logf("MEASURE istiod process started %s after install began; pod %s on %s",
-		in.Started.Sub(began).Round(100*time.Millisecond), in.Pod, in.IP)
+	old := install(oldVersion)
+	in := install(realVersion)
 
 	t.Run("webhooks keep naming the istiod Service, with istiod's own CA", func(t *testing.T) {
 		waitFor(t, time.Minute, func(ctx context.Context) (bool, error) {
@@ -169,6 +188,30 @@ func TestRealIstiodAnswersIstioWebhooks(t *testing.T) {
 		if _, err := dyn.Resource(vsGVR).Namespace(ns).Create(t.Context(), valid, metav1.CreateOptions{}); err != nil {
 			t.Errorf("valid VirtualService refused: %v", err)
 		}
+	})
+
+	t.Run("each revision's pods are injected by their own istiod", func(t *testing.T) {
+		oldRev := istio.RevisionName(oldVersion)
+		ns := "real-old"
+		createNamespace(t, kube, ns, map[string]string{istio.LabelRev: oldRev})
+		pod := createPod(t, kube, ns, "app")
+		if proxy := container(pod.Spec.Containers, "istio-proxy"); proxy == nil || proxy.Image != "docker.io/istio/proxyv2:"+oldVersion {
+			t.Errorf("pod of %s not injected with proxyv2:%s: %+v", oldRev, oldVersion, pod.Spec.Containers)
+		}
+		if status := pod.Annotations["sidecar.istio.io/status"]; !strings.Contains(status, `"revision":"`+oldRev+`"`) {
+			t.Errorf("sidecar.istio.io/status = %q, want revision %s", status, oldRev)
+		}
+		// Nothing may use the old revision when it is removed below.
+		if err := kube.CoreV1().Pods(ns).Delete(t.Context(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := kube.CoreV1().Namespaces().Delete(t.Context(), ns, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, func(ctx context.Context) (bool, error) {
+			_, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), err
+		})
 	})
 
 	t.Run("the default tag's webhooks reach the same istiod", func(t *testing.T) {
@@ -260,6 +303,56 @@ func TestRealIstiodAnswersIstioWebhooks(t *testing.T) {
 		pod := createPod(t, kube, "real-inject", "app2")
 		if !hasContainer(pod.Spec.Containers, "istio-proxy") {
 			t.Errorf("pod created after the replacement was not injected: %+v", pod.Spec.Containers)
+		}
+	})
+
+	t.Run("removing the old revision stops its istiod and leaves no webhook on it", func(t *testing.T) {
+		oldRev := istio.RevisionName(oldVersion)
+		snap, err := inventory.Read(t.Context(), inventory.Clients{Kube: kube, Meta: metadata.NewForConfigOrDie(cfg)}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := controlplane.Remove(t.Context(), controlplane.Clients{Kube: kube, Dynamic: dyn}, snap,
+			controlplane.RemoveOptions{Revision: oldRev}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, func(ctx context.Context) (bool, error) {
+			for _, i := range runner.Instances(ctx) {
+				if strings.HasPrefix(i.Pod, "istio-system/istiod-"+oldRev+"-") {
+					return false, fmt.Errorf("istiod of %s still runs: %+v", oldRev, i)
+				}
+			}
+			return true, nil
+		})
+		if syscall.Kill(old.PID, 0) == nil {
+			t.Errorf("process %d of the removed revision still exists", old.PID)
+		}
+		// istio/istio#35590: no webhook may point at the removed istiod.
+		mwcs, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().List(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range mwcs.Items {
+			for _, h := range c.Webhooks {
+				if s := h.ClientConfig.Service; s != nil && s.Name == "istiod-"+oldRev {
+					t.Errorf("MutatingWebhookConfiguration %s still calls Service %s", c.Name, s.Name)
+				}
+			}
+		}
+		vwcs, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range vwcs.Items {
+			for _, h := range c.Webhooks {
+				if s := h.ClientConfig.Service; s != nil && s.Name == "istiod-"+oldRev {
+					t.Errorf("ValidatingWebhookConfiguration %s still calls Service %s", c.Name, s.Name)
+				}
+			}
+		}
+		// What the remaining revision serves still works.
+		if pod := createPod(t, kube, "real-inject", "after-remove"); !hasContainer(pod.Spec.Containers, "istio-proxy") {
+			t.Errorf("pod created after the remove was not injected: %+v", pod.Spec.Containers)
 		}
 	})
 }
