@@ -62,7 +62,7 @@ func (s *Switcher) List(ctx context.Context) ([]Live, error) {
 }
 
 // Switch points the gateway's Service at colour to once that colour is fully
-// ready, installing the colour first when it is missing. It writes nothing
+// ready, installing the colour first when it is missing or not ready. It writes nothing
 // when the Service already selects to, so a step resumed after a kill
 // between the flip and its record only confirms it.
 func (s *Switcher) Switch(ctx context.Context, namespace, name, to string) error {
@@ -73,7 +73,10 @@ func (s *Switcher) Switch(ctx context.Context, namespace, name, to string) error
 	if st.Live == to {
 		return nil
 	}
-	if !slices.ContainsFunc(st.Colours, func(c Colour) bool { return c.Revision == to }) {
+	// A colour that is missing, or not ready (an install cut short by a
+	// kill can leave its Deployment without its ServiceAccount), is
+	// (re)applied: the apply is idempotent and waits until it is ready.
+	if !slices.ContainsFunc(st.Colours, func(c Colour) bool { return c.Revision == to && c.Ready() }) {
 		if _, err := Install(ctx, s.Clients, InstallOptions{Name: name, Namespace: namespace, Revision: to,
 			Timeout: s.Timeout, Source: s.Source, Cache: s.Cache}); err != nil {
 			return err
