@@ -18,14 +18,15 @@ func pilotDiscoveryMain() istioMain {
 		name:        "pilot-discovery",
 		pkg:         "./pilot/cmd/pilot-discovery",
 		versionArgs: []string{"version", "--short"},
-		coldBuild:   "~6 min, ~1 min when istioctl of the release was built",
+		coldBuild:   "2–6 min, ~1 min once istioctl of the release was built",
 	}
 }
 
 // EnsurePilotDiscovery returns the path of a pilot-discovery (istiod) binary
 // built from the istio.io/istio module of the given release, building it on
-// first use (about six minutes cold on two cores, one when the release's
-// istioctl was built before, since they share most dependencies) and
+// first use (two minutes with an empty build cache on two idle cores, up to
+// six on busy ones; one when the release's istioctl was built before, since
+// they share most dependencies) and
 // returning at once afterwards. Concurrent callers, also in other test
 // binaries, share one build.
 func EnsurePilotDiscovery(ctx context.Context, version string, out io.Writer) (string, error) {
