@@ -10,7 +10,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -20,6 +22,7 @@ import (
 // Watcher keeps one informer per workload kind so that waiting for hundreds
 // of rollouts at once costs three watches, not one poll loop per workload.
 type Watcher struct {
+	kube    kubernetes.Interface
 	factory informers.SharedInformerFactory
 	deploy  cache.SharedIndexInformer
 	sts     cache.SharedIndexInformer
@@ -34,6 +37,7 @@ type Watcher struct {
 func NewWatcher(ctx context.Context, kube kubernetes.Interface) (*Watcher, error) {
 	f := informers.NewSharedInformerFactory(kube, 0)
 	w := &Watcher{
+		kube:    kube,
 		factory: f,
 		deploy:  f.Apps().V1().Deployments().Informer(),
 		sts:     f.Apps().V1().StatefulSets().Informer(),
@@ -141,8 +145,8 @@ func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGen
 	for {
 		ch := w.changed(kind, namespace, name)
 		obj := w.Get(kind, namespace, name)
-		if obj == nil && seen {
-			// The informer delivered its deletion.
+		if obj == nil && (seen || w.deleted(ctx, kind, namespace, name)) {
+			// The informer delivered its deletion, or the server says so.
 			return last, gone(kind, namespace, name)
 		}
 		if obj == nil {
@@ -154,8 +158,8 @@ func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGen
 			case <-ctx.Done():
 				return last, context.Cause(ctx)
 			}
-			if unseen++; unseen > 60 {
-				return last, fmt.Errorf("%s %s/%s: not in the watch cache after a minute; its rollout cannot be followed", kind, namespace, name)
+			if unseen++; unseen > 120 {
+				return last, fmt.Errorf("%s %s/%s: not in the watch cache after two minutes; its rollout cannot be followed", kind, namespace, name)
 			}
 			continue
 		}
@@ -187,6 +191,29 @@ func (w *Watcher) Wait(ctx context.Context, kind, namespace, name string, minGen
 			return last, context.Cause(ctx)
 		}
 	}
+}
+
+// deleted asks the server whether a workload missing from the cache is
+// gone; an error (the server is unreachable) is not an answer.
+func (w *Watcher) deleted(ctx context.Context, kind, namespace, name string) bool {
+	if w.kube == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	apps := w.kube.AppsV1()
+	switch kind {
+	case "Deployment":
+		_, err = apps.Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+	case "StatefulSet":
+		_, err = apps.StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
+	case "DaemonSet":
+		_, err = apps.DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
+	default:
+		return false
+	}
+	return apierrors.IsNotFound(err)
 }
 
 // ProgressWindow is how long a workload's rollout may go without progress

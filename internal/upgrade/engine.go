@@ -145,6 +145,9 @@ func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, e
 		r.index[wl.Ref()] = i
 	}
 	err = r.loop(ctx)
+	if n := r.retried.Load(); n > 0 {
+		r.event("retry", r.mu.Status.CurrentWave, fmt.Sprintf("%d transient error(s) retried in this run", n))
+	}
 	if ferr := r.flush(context.WithoutCancel(ctx), true); ferr != nil {
 		err = errors.Join(err, ferr)
 	}
@@ -425,6 +428,9 @@ func (r *run) move(ctx context.Context, j job, results chan<- outcome) {
 		}
 		if err == nil && j.image != "" {
 			err = r.exec.ConfirmProxies(ctx, j.kind, j.namespace, j.name, j.image)
+		}
+		if !j.forward && errors.Is(err, dataplane.ErrGone) {
+			err = nil // nothing left to restore
 		}
 		return err
 	})
