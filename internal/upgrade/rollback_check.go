@@ -98,6 +98,9 @@ func ReadRollbackFacts(ctx context.Context, kube kubernetes.Interface, others Li
 	mark("DaemonSet", metas)
 	for _, n := range mu.Status.Namespaces {
 		ns, err := kube.CoreV1().Namespaces().Get(ctx, n.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue // gone: nothing to point back, nothing to undo
+		}
 		if err != nil {
 			return f, fmt.Errorf("failed to get namespace %q: %w", n.Name, err)
 		}
