@@ -221,7 +221,7 @@ func TestDefect10TwentyThousandWorkloads(t *testing.T) {
 	meter.writes.Store(0)
 	big := snapshot()
 	big.Namespaces = append([]inventory.Namespace{{Name: "other", RevLabel: from, HasRevLabel: true}}, big.Namespaces...) // sorted
-	big.Workloads = nil // none of them overlaps the running upgrade
+	big.Workloads = nil                                                                                                   // none of them overlaps the running upgrade
 	for i := range v1alpha1.MaxPlannedWorkloads + 1 {
 		big.Workloads = append(big.Workloads, inventory.Workload{Kind: "Deployment", Namespace: "other", Name: fmt.Sprintf("extra-%06d", i),
 			Restartable: true, Proxies: snap.Workloads[0].Proxies})
