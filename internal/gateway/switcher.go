@@ -6,7 +6,9 @@ import (
 	"slices"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/meshroll/meshroll/internal/istio"
 )
@@ -84,4 +86,55 @@ func (s *Switcher) Switch(ctx context.Context, namespace, name, to string) error
 	}
 	_, err = Switch(ctx, s.Clients.Kube, SwitchOptions{Name: name, Namespace: namespace, To: to, Timeout: s.Timeout})
 	return err
+}
+
+// RemoveColour deletes colour rev of a gateway (the objects its chart
+// rendered, all named DeploymentName(name, rev)) once its Service selects
+// another colour: the prune step removes the old colour of every gateway
+// the upgrade flipped, since its pods keep the old revision in use. Objects
+// already gone are fine, so a prune resumed after a kill finishes the job.
+func (s *Switcher) RemoveColour(ctx context.Context, namespace, name, rev string) error {
+	st, err := Read(ctx, s.Clients.Kube, namespace, name)
+	if err != nil {
+		return err
+	}
+	if st.Live == rev {
+		return fmt.Errorf("refusing to remove colour %q of gateway %s/%s: its service still selects it", rev, namespace, name)
+	}
+	obj := DeploymentName(name, rev)
+	kc := s.Clients.Kube
+	bg := metav1.DeletePropagationBackground
+	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
+	deletes := []struct {
+		kind string
+		del  func() error
+	}{
+		{"Deployment", func() error { return kc.AppsV1().Deployments(namespace).Delete(ctx, obj, opts) }},
+		{"HorizontalPodAutoscaler", func() error { return kc.AutoscalingV2().HorizontalPodAutoscalers(namespace).Delete(ctx, obj, opts) }},
+		{"PodDisruptionBudget", func() error { return kc.PolicyV1().PodDisruptionBudgets(namespace).Delete(ctx, obj, opts) }},
+		{"NetworkPolicy", func() error { return kc.NetworkingV1().NetworkPolicies(namespace).Delete(ctx, obj, opts) }},
+		{"Service", func() error { return kc.CoreV1().Services(namespace).Delete(ctx, obj, opts) }},
+		{"RoleBinding", func() error { return kc.RbacV1().RoleBindings(namespace).Delete(ctx, obj, opts) }},
+		{"Role", func() error { return kc.RbacV1().Roles(namespace).Delete(ctx, obj, opts) }},
+		{"ServiceAccount", func() error { return kc.CoreV1().ServiceAccounts(namespace).Delete(ctx, obj, opts) }},
+	}
+	for _, d := range deletes {
+		if err := d.del(); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("failed to delete %s %q: %w", d.kind, namespace+"/"+obj, err)
+		}
+	}
+	// Its pods keep the revision in use until they are gone.
+	timeout := s.Timeout
+	if timeout == 0 {
+		timeout = defaultTimeout
+	}
+	sel := metav1.ListOptions{LabelSelector: LabelGateway + "=" + name + "," + istio.LabelRev + "=" + rev}
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		pods, err := kc.CoreV1().Pods(namespace).List(ctx, sel)
+		return err == nil && len(pods.Items) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to wait for the pods of gateway %s/%s colour %q to go: %w", namespace, name, rev, err)
+	}
+	return nil
 }

@@ -92,6 +92,20 @@ func (r *run) prune(ctx context.Context) (stepResult, string) {
 	if err := r.flush(ctx, true); err != nil {
 		return stepTransient{err: err}, ""
 	}
+	// The old colour of every gateway this run flipped goes first: its
+	// pods would keep From in use (and nothing selects them any more).
+	for _, g := range st.Gateways {
+		if !g.Done {
+			continue
+		}
+		if r.Gateways == nil {
+			return stepTransient{err: fmt.Errorf("failed to prune revision %q: no gateway switcher configured to remove the old colour of %s/%s", from, g.Namespace, g.Name)}, ""
+		}
+		if err := r.Gateways.RemoveColour(ctx, g.Namespace, g.Name, g.From); err != nil {
+			return stepTransient{err: fmt.Errorf("failed to prune revision %q: %w", from, err)}, ""
+		}
+		r.event("gateway", 0, fmt.Sprintf("%s/%s: colour %s removed", g.Namespace, g.Name, g.From))
+	}
 	err := r.RemoveRevision(ctx, from)
 	var inUse *controlplane.InUseError
 	var gone *controlplane.NotInstalledError

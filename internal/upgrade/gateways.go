@@ -25,6 +25,9 @@ type GatewaySwitcher interface {
 	// Switch points a gateway's Service at colour to once it is ready
 	// (installing the colour when missing); no write when it already does.
 	Switch(ctx context.Context, namespace, name, to string) error
+	// RemoveColour deletes a colour its Service no longer selects (the
+	// prune step: the old colour's pods keep the old revision in use).
+	RemoveColour(ctx context.Context, namespace, name, rev string) error
 }
 
 // GatewayFlips decides which gateways the step flips: those whose Service

@@ -350,3 +350,29 @@ func TestDefect6GatewaysFlippedBack(t *testing.T) {
 		}
 	})
 }
+
+// TestPruneRemovesOldGatewayColour: with blue/green gateways the old colour's
+// pods kept the old revision in use, so `upgrade --prune` could never prune.
+// The prune step removes the old colour of every gateway the run flipped
+// (after the last bake, nothing selects it), then the revision.
+func TestPruneRemovesOldGatewayColour(t *testing.T) {
+	e := newEnv(t)
+	const old, gwNS, gw = "pg-old", "pg-gw", "edgep"
+	e.installRevision(t, fromVersion, old)
+	gatewayOn(t, gw, gwNS, old)
+	p := e.seedOn(t, demo.MigrationOptions{Prefix: "pg", Namespaces: 2, Workloads: 2}, old)
+	code, out, errOut := runCLI("upgrade", "--kubeconfig", sandboxtest.Kubeconfig(t), "--to", toVersion, "--from", old, "--name", "pg",
+		"--skip", "install,tags", "--prune", "--namespace-only", strings.Join(p.NamespaceNames(), ","), "--waves", "100%", "--parallelism", "2")
+	if code != 0 {
+		t.Fatalf("upgrade --prune: exit %d\n%s%s", code, out, errOut)
+	}
+	if e.istiodExists(t, old) {
+		t.Errorf("revision %s was not pruned\n%s", old, out)
+	}
+	if live := e.gatewayLive(t, gwNS, gw); live != toRev {
+		t.Errorf("gateway %s/%s selects %q, want %q", gwNS, gw, live, toRev)
+	}
+	if _, err := e.kube.AppsV1().Deployments(gwNS).Get(t.Context(), gw+"-"+old, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the old colour %s-%s is still there: %v", gw, old, err)
+	}
+}
