@@ -243,7 +243,7 @@ func TestDefect7WebhookScopedToItsUpgrade(t *testing.T) {
 
 // serveWebhook runs `meshroll webhook` until the test ends and waits until
 // it is registered.
-func serveWebhook(t *testing.T, e *env) {
+func serveWebhook(t *testing.T, e *env) (stop func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -259,12 +259,13 @@ func serveWebhook(t *testing.T, e *env) {
 		defer wg.Done()
 		cli.Main(ctx, []string{"webhook", "--listen", addr, "--kubeconfig", sandboxtest.Kubeconfig(t)}, &out, &errOut)
 	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := e.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(t.Context(), webhook.ConfigName, metav1.GetOptions{})
 		if err == nil {
-			return
+			return stop
 		}
 		if !apierrors.IsNotFound(err) || time.Now().After(deadline) {
 			t.Fatalf("webhook never registered: %v\n%s%s", err, out.String(), errOut.String())

@@ -1,10 +1,7 @@
 package upgrade
 
 import (
-	"bytes"
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,11 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
-	"github.com/meshroll/meshroll/internal/cli"
 	"github.com/meshroll/meshroll/internal/demo"
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/webhook"
-	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
 // TestAssignmentWebhookKeepsRevision migrates workloads moved by pod label
@@ -50,32 +45,7 @@ func TestAssignmentWebhookKeepsRevision(t *testing.T) {
 		}
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var out, errOut bytes.Buffer
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		cli.Main(ctx, []string{"webhook", "--listen", addr, "--kubeconfig", sandboxtest.Kubeconfig(t)}, &out, &errOut)
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := e.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(t.Context(), webhook.ConfigName, metav1.GetOptions{})
-		if err == nil {
-			break
-		}
-		if !apierrors.IsNotFound(err) || time.Now().After(deadline) {
-			t.Fatalf("webhook never registered: %v\n%s%s", err, out.String(), errOut.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	stop := serveWebhook(t, e)
 
 	owner := []byte(`{"spec":{"template":{"metadata":{"labels":{"` + istio.LabelRev + `":"` + fromRev + `"}}}}}`)
 	moved := p.Workloads[1] // app-0001 lives in the pod-level namespace
@@ -100,8 +70,7 @@ func TestAssignmentWebhookKeepsRevision(t *testing.T) {
 		t.Errorf("a workload no upgrade covers got istio.io/rev=%q, want its owner's %q", rev, fromRev)
 	}
 
-	cancel()
-	wg.Wait()
+	stop() // the command unregisters its webhook on the way out
 	if _, err := e.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(t.Context(), webhook.ConfigName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("webhook still registered after the command stopped: %v", err)
 	}
