@@ -200,11 +200,16 @@ func templateOf(obj runtime.Object) (Template, int64) {
 }
 
 // SetNamespaceRev points a namespace's istio.io/rev label at rev (one merge
-// patch; none when it already does).
+// patch; none when it already does, or when the namespace is gone).
 func (e *Executor) SetNamespaceRev(ctx context.Context, namespace, rev string) (bool, error) {
 	ctx, cancel := e.request(ctx)
 	defer cancel()
 	ns, err := e.Kube.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		// Deleted during the run: nothing in it is left to inject, and its
+		// workloads are gone too (skipped, not failed).
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("failed to get namespace %q: %w", namespace, err)
 	}

@@ -153,8 +153,8 @@ func TestDefect5WorkloadDeletedMidRun(t *testing.T) {
 }
 
 // TestDefect5PrometheusErrorIsNotAFailedGate: a Prometheus that answers
-// 503 twice used to be recorded as a failed gate and roll back the mesh.
-// The measurement is retried and the gate passes.
+// 503 twice used to be recorded as a failed gate after the first wave and
+// roll back the mesh. The measurement is retried and the gates pass.
 func TestDefect5PrometheusErrorIsNotAFailedGate(t *testing.T) {
 	e := newEnv(t)
 	p := e.seed(t, demo.MigrationOptions{Prefix: "d5g", Namespaces: 2, Workloads: 4})
@@ -169,7 +169,9 @@ func TestDefect5PrometheusErrorIsNotAFailedGate(t *testing.T) {
 		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[%d,"0"]}]}}`, time.Now().Unix())
 	}))
 	t.Cleanup(srv.Close)
-	mu := spec("d5-prometheus", nss, []v1alpha1.WaveSize{{Percent: 100}}, 4)
+	// Two waves, so that a gate runs between them even where the last
+	// wave went ungated (defect 1).
+	mu := spec("d5-prometheus", nss, []v1alpha1.WaveSize{{Count: 2}, {Percent: 100}}, 4)
 	mu.Spec.Gates = []v1alpha1.Gate{{Name: "error-rate", Prometheus: &v1alpha1.PrometheusGate{Query: "sum(rate(istio_requests_total[1m]))", Op: "<", Threshold: "1"}}}
 	mu.Spec.PrometheusURL = srv.URL
 	mu = e.start(t, mu, nil)
