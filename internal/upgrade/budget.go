@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/dataplane"
@@ -17,6 +18,27 @@ import (
 // owner deleted or that became unsafe to restart is skipped, and a rollout
 // that failed is a failure, which plan.Next weighs against the budget (revert
 // and go on, or halt / roll back).
+
+// finish records a move's outcome (budget.go); it reports whether the run
+// must stop starting moves.
+func (r *run) finish(o outcome) bool { return r.settle(o) }
+
+// waveDone reports whether every workload of wave has its final outcome.
+func (r *run) waveDone(wave int) bool {
+	for _, w := range r.mu.Status.Workloads {
+		if w.Wave == wave && w.Outcome != v1alpha1.OutcomeSucceeded && w.Outcome != v1alpha1.OutcomeSkipped {
+			return false
+		}
+	}
+	return true
+}
+
+// rolloutTimeout is the no-progress deadline of a rollout; 0 takes each
+// workload's own (dataplane.ProgressWindow), so a large workload that keeps
+// moving is never failed by a fixed bound.
+func (r *run) rolloutTimeout() time.Duration {
+	return max(0, r.mu.Spec.Strategy.RolloutTimeout.Duration)
+}
 
 // settle records a move's outcome; it reports whether the run must stop
 // starting moves (a transient error outlasted its retries).

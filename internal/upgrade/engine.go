@@ -437,27 +437,6 @@ func (r *run) move(ctx context.Context, j job, results chan<- outcome) {
 	results <- outcome{i: j.i, res: res, err: err}
 }
 
-// finish records a move's outcome (budget.go); it reports whether the run
-// must stop starting moves.
-func (r *run) finish(o outcome) bool { return r.settle(o) }
-
-// waveDone reports whether every workload of wave has its final outcome.
-func (r *run) waveDone(wave int) bool {
-	for _, w := range r.mu.Status.Workloads {
-		if w.Wave == wave && w.Outcome != v1alpha1.OutcomeSucceeded && w.Outcome != v1alpha1.OutcomeSkipped {
-			return false
-		}
-	}
-	return true
-}
-
-// rolloutTimeout is the no-progress deadline of a rollout; 0 takes each
-// workload's own (dataplane.ProgressWindow), so a large workload that keeps
-// moving is never failed by a fixed bound.
-func (r *run) rolloutTimeout() time.Duration {
-	return max(0, r.mu.Spec.Strategy.RolloutTimeout.Duration)
-}
-
 func (r *run) flushEvery() time.Duration {
 	if r.FlushEvery > 0 {
 		return r.FlushEvery
