@@ -47,9 +47,12 @@ func Freeze(s *inventory.Snapshot, nsLabels map[string]map[string]string, mu *v1
 		ObservedGeneration: mu.Generation,
 		Phase:              v1alpha1.PhasePending,
 		Message:            fmt.Sprintf("planned %d workload(s) in %d wave(s); %d need manual action", len(cands)-len(wp.Skipped), len(wp.Waves), len(wp.Skipped)),
-		RestartToken:       now.UTC().Format(time.RFC3339),
-		Waves:              len(wp.Waves),
-		StartedAt:          &t,
+		// Sub-second: two upgrades started in the same second (a quick
+		// run, then its reverse) must not share a token, or the second
+		// takes the first's marks for its own and restarts nothing.
+		RestartToken: now.UTC().Format(time.RFC3339Nano),
+		Waves:        len(wp.Waves),
+		StartedAt:    &t,
 	}
 	firstWave := map[string]int{}
 	for _, w := range wp.Waves {

@@ -283,6 +283,15 @@ func TestFreezeRunFields(t *testing.T) {
 	if later.RestartToken == st.RestartToken {
 		t.Errorf("runs a second apart share RestartToken %q", st.RestartToken)
 	}
+	// An upgrade and its reverse started within the same second (seen in
+	// TestDefect2RollbackRefused): the second must not find its own token.
+	soon, err := Freeze(meshSnapshot(), nil, mu, nil, freezeNow.Add(time.Millisecond))
+	if err != nil {
+		t.Fatalf("Freeze() error = %v", err)
+	}
+	if soon.RestartToken == st.RestartToken {
+		t.Errorf("runs a millisecond apart share RestartToken %q", st.RestartToken)
+	}
 }
 
 // TestWavePlanMatchesFreeze rebuilds plan's view from a frozen status: it
