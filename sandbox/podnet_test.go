@@ -152,3 +152,17 @@ func TestSetupPodRangeKeepsItsRange(t *testing.T) {
 		t.Errorf("note %q on success", st.IstiodNote)
 	}
 }
+
+// TestParseClaimNamesTheClaimer pins the fix of a race seen in CI: a range
+// claimed by a sandbox still starting (its state not saved yet) was taken
+// over by a second sandbox, and the first one's down removed the second's
+// route. A claim now names the claiming process, live while it runs.
+func TestParseClaimNamesTheClaimer(t *testing.T) {
+	dir, pid := parseClaim([]byte("/tmp/sb\n4242"))
+	if dir != "/tmp/sb" || pid != 4242 {
+		t.Errorf("parseClaim = %q, %d", dir, pid)
+	}
+	if dir, pid := parseClaim([]byte("/tmp/old")); dir != "/tmp/old" || pid != 0 {
+		t.Errorf("parseClaim of a claim without pid = %q, %d", dir, pid)
+	}
+}

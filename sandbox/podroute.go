@@ -135,15 +135,18 @@ func claimRoutedRange(ctx context.Context, dir, prefer string) (string, error) {
 		candidates = append([]string{prefer}, candidates...)
 	}
 	for _, cidr := range candidates {
-		owner, err := os.ReadFile(claimFile(cidr))
+		raw, err := os.ReadFile(claimFile(cidr))
+		owner, claimer := parseClaim(raw)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
 			return "", fmt.Errorf("failed to read claim %q: %w", claimFile(cidr), err)
-		case string(owner) != dir && claimLive(string(owner), cidr):
+		case owner != dir && (processAlive(claimer, "") || claimLive(owner, cidr)):
+			// The claiming process still runs (its state may not name the
+			// range yet: Up saves it after the route), or the sandbox does.
 			continue
 		}
-		if err := os.WriteFile(claimFile(cidr), []byte(dir), 0o644); err != nil {
+		if err := os.WriteFile(claimFile(cidr), []byte(dir+"\n"+strconv.Itoa(os.Getpid())), 0o644); err != nil {
 			return "", fmt.Errorf("failed to write claim %q: %w", claimFile(cidr), err)
 		}
 		if err := routeLocal(ctx, cidr); err != nil {
@@ -154,6 +157,14 @@ func claimRoutedRange(ctx context.Context, dir, prefer string) (string, error) {
 	}
 	return "", fmt.Errorf("%w: all of %s are held by running sandboxes (see %s)",
 		errAllClaimed, strings.Join(RoutedPodRanges(), ", "), claimsDir())
+}
+
+// parseClaim reads a claim: the owning sandbox's directory and the pid of
+// the process that claimed it (0 in claims written before the pid was).
+func parseClaim(raw []byte) (dir string, pid int) {
+	dir, rest, _ := strings.Cut(string(raw), "\n")
+	pid, _ = strconv.Atoi(strings.TrimSpace(rest))
+	return dir, pid
 }
 
 // errAllClaimed says every routed range belongs to a running sandbox.
@@ -210,8 +221,8 @@ func releaseRoutedRange(ctx context.Context, dir, cidr string) error {
 		return err
 	}
 	defer unlock()
-	owner, err := os.ReadFile(claimFile(cidr))
-	if err == nil && string(owner) != dir {
+	raw, err := os.ReadFile(claimFile(cidr))
+	if owner, _ := parseClaim(raw); err == nil && owner != dir {
 		return nil // taken over: the route is the new owner's now
 	}
 	if err := unrouteLocal(ctx, cidr); err != nil {
