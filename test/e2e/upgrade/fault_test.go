@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -34,6 +37,9 @@ func TestFaultInjection(t *testing.T) {
 	e := newEnv(t)
 	p := e.seed(t, demo.MigrationOptions{Prefix: "fault", Namespaces: 20, Workloads: 1000})
 	nss := p.NamespaceNames()
+	// The package's 8 fake nodes hold 2,000 pods: give these 1,000 back
+	// for the tests that follow.
+	t.Cleanup(func() { e.deleteNamespaces(t, nss) })
 	prom, promErrs := flakyPrometheus(t)
 	mu := spec("fault", nss, []v1alpha1.WaveSize{{Count: 10}, {Percent: 25}, {Percent: 100}}, 20)
 	mu.Spec.Gates = []v1alpha1.Gate{{Name: "error-rate", Prometheus: &v1alpha1.PrometheusGate{
@@ -144,6 +150,33 @@ func TestFaultInjection(t *testing.T) {
 		t.Errorf("only %d faults injected; the test proves little", injected)
 	}
 	t.Logf("survived: %d/1000 on %s, %d Deployments with other than 2 ReplicaSets, %d gate verdicts all passed", c.Succeeded, toImage, twice, len(out.Status.Gates))
+}
+
+// deleteNamespaces deletes nss and waits (up to 3 minutes) until none of
+// their pods is left.
+func (e *env) deleteNamespaces(t *testing.T, nss []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	for _, ns := range nss {
+		if err := e.kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete namespace %s: %v", ns, err)
+		}
+	}
+	for _, ns := range nss {
+		for {
+			pods, err := e.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err == nil && len(pods.Items) == 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Errorf("namespace %s still has pods 3 minutes after its deletion: %v", ns, err)
+				return
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	t.Logf("deleted %d namespaces and their pods in %s", len(nss), time.Since(start).Round(time.Millisecond))
 }
 
 // faultObserver logs the run's notable events and remembers the engine's
