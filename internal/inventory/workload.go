@@ -144,6 +144,9 @@ func join(t *podTally, o *owners, inj istio.Injectors, s *Snapshot) []Workload {
 			if p.WantImage != q.WantImage {
 				return p.WantImage < q.WantImage
 			}
+			if p.Attribution != q.Attribution {
+				return p.Attribution < q.Attribution
+			}
 			if p.Expected != q.Expected {
 				return p.Expected < q.Expected
 			}
