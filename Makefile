@@ -7,7 +7,7 @@ LDFLAGS   := -X github.com/meshroll/meshroll/internal/cli.version=$(VERSION)
 PKGS      := ./...
 # Integration tests start real kube-apiservers; give a cold machine time to
 # build the sandbox binaries first (sandbox-bin) and the tests room to run.
-TESTFLAGS ?= -race -count=1 -timeout 40m
+TESTFLAGS ?= -race -count=1 -timeout 50m
 
 .PHONY: all build demo test test-unit test-e2e bench lint verify generate sandbox-bin clean
 
