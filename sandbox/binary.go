@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -212,33 +211,17 @@ func buildBinaries(ctx context.Context, out io.Writer, files []toolFile, srcDir,
 		"-o", tmpDir+string(filepath.Separator), "./cmd/...")
 	cmd.Dir = srcDir
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOWORK=off")
-	var output bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("failed to start build in %q: %w", srcDir, err)
+	if err := runWithProgress(cmd, out, "sandbox binaries", start); err != nil {
+		return fmt.Errorf("failed to build sandbox binaries in %q: %w", srcDir, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	tick := time.NewTicker(time.Minute)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				return fmt.Errorf("failed to build sandbox binaries in %q: %w\n%s", srcDir, err, tail(output.Bytes(), 40))
-			}
-			if err := checkBinaries(tmpDir); err != nil {
-				return fmt.Errorf("failed to build sandbox binaries in %q: %w", srcDir, err)
-			}
-			if err := os.Rename(tmpDir, binDir); err != nil {
-				return fmt.Errorf("failed to install sandbox binaries %q: %w", binDir, err)
-			}
-			fmt.Fprintf(out, "built sandbox binaries in %s into %s\n", time.Since(start).Round(time.Second), binDir)
-			return nil
-		case <-tick.C:
-			fmt.Fprintf(out, "  still building sandbox binaries (%s)…\n", time.Since(start).Round(time.Second))
-		}
+	if err := checkBinaries(tmpDir); err != nil {
+		return fmt.Errorf("failed to build sandbox binaries in %q: %w", srcDir, err)
 	}
+	if err := os.Rename(tmpDir, binDir); err != nil {
+		return fmt.Errorf("failed to install sandbox binaries %q: %w", binDir, err)
+	}
+	fmt.Fprintf(out, "built sandbox binaries in %s into %s\n", time.Since(start).Round(time.Second), binDir)
+	return nil
 }
 
 // tail returns the last n lines of b, for error messages that must stay readable.
