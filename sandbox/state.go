@@ -78,6 +78,10 @@ type Options struct {
 	// claims a routed pod range (RoutedPodRanges) before kwok starts and,
 	// when Injector is set, starts that process with EnvIstiod=real.
 	Istiod string
+	// PodStartDelay holds every pod but istiod's for a while before kwok
+	// makes it Ready (see PodStartDelay); zero starts pods at once. Up
+	// restarts kwok when it differs from the running sandbox's.
+	PodStartDelay PodStartDelay
 }
 
 // State describes a sandbox: where it lives, how to reach it and what runs. It is persisted as
@@ -113,6 +117,9 @@ type State struct {
 	// KwokBlock is the block of PodRange kwok took addresses from at its
 	// last start (see nextKwokBlock).
 	KwokBlock string `json:"kwokBlock,omitempty"`
+	// PodStartDelay is the running kwok's pod start delay
+	// (PodStartDelay.String, "" for none).
+	PodStartDelay string `json:"podStartDelay,omitempty"`
 }
 
 // Process is one started program.

@@ -94,8 +94,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	if err != nil {
 		return st, err
 	}
-	if p := st.process(nameKwok); p != nil && st.Istiod != "" && st.Istiod != mode {
-		// kwok's pod stages depend on the mode: a switch restarts it.
+	if p := st.process(nameKwok); p != nil && (st.Istiod != "" && st.Istiod != mode || st.PodStartDelay != opts.PodStartDelay.String()) {
+		// kwok's pod stages depend on the mode and the start delay: a switch restarts it.
 		if err := stopProcess(ctx, *p); err != nil {
 			return st, err
 		}
@@ -112,6 +112,10 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	if comps, err = withKwok(comps, dir, st.KwokBlock, mode); err != nil {
 		return st, err
 	}
+	if comps, err = withStageDelay(comps, dir, mode, opts.PodStartDelay); err != nil {
+		return st, err
+	}
+	st.PodStartDelay = opts.PodStartDelay.String()
 	if err := ensureRunning(ctx, out, st, comps[2:]); err != nil {
 		return st, err
 	}
