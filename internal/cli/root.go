@@ -76,6 +76,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newRollbackCmd(kube),
 		newReportCmd(kube),
 		newWebhookCmd(kube),
+		newFleetCmd(kube),
 	)
 	return root
 }
