@@ -52,6 +52,7 @@ type settings struct {
 	nodes   int
 	out     io.Writer
 	apiOnly bool
+	delay   sandbox.PodStartDelay
 	istiod  string
 }
 
@@ -70,6 +71,12 @@ func WithAPIOnly() Option { return func(s *settings) { s.apiOnly = true } }
 // a host without CAP_NET_ADMIN the sandbox falls back to the stand-in and
 // istiodtest.Start skips, saying why.
 func WithRealIstiod() Option { return func(s *settings) { s.istiod = sandbox.IstiodReal } }
+
+// WithPodStartDelay makes pods take d to start (see sandbox.PodStartDelay),
+// for tests and benchmarks of rollout timing; others keep kwok's instant start.
+func WithPodStartDelay(d sandbox.PodStartDelay) Option {
+	return func(s *settings) { s.delay = d }
+}
 
 // WithOut sends the sandbox's progress lines to w instead of stderr.
 func WithOut(w io.Writer) Option { return func(s *settings) { s.out = w } }
@@ -112,7 +119,7 @@ func Main(m *testing.M, opts ...Option) int {
 	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
-	_, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: s.nodes, Out: s.out, APIOnly: s.apiOnly, Istiod: s.istiod})
+	_, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: s.nodes, Out: s.out, APIOnly: s.apiOnly, PodStartDelay: s.delay, Istiod: s.istiod})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandboxtest: failed to start sandbox %q: %v\n", dir, err)
