@@ -298,36 +298,19 @@ func (u *upgradeRun) migrate(ctx context.Context) (*v1alpha1.MeshUpgrade, error)
 	return u.engine(store, runner).Run(ctx, mu.Name)
 }
 
-// engine builds the engine with the live view.
-func (u *upgradeRun) engine(store upgrade.Store, runner *gate.Runner) *upgrade.Engine {
-	images := map[string]string{}
-	for _, r := range u.snap.Revisions {
-		images[r.Name] = r.ProxyImage
-	}
-	return &upgrade.Engine{
-		Store: store, Kube: u.c.Kube, Gates: runner,
-		MoveTag: func(ctx context.Context, tag, rev string) error {
-			return setTag(ctx, u.c, u.cache, u.source, tag, rev)
-		},
-		ProxyImage:     func(rev string) string { return images[rev] },
-		Gateways:       u.switcher(),
-		RemoveRevision: u.removeRevision,
-		Observer:       newLiveView(u.w),
-		Lease: &upgrade.Lease{Kube: u.c.Kube, Namespace: istio.SystemNamespace, Holder: upgrade.LocalHolder(),
-			Duration: 15 * time.Second, Alive: upgrade.LocalAlive},
-	}
+// executors are the run's writers: they render from the run's chart source.
+func (u *upgradeRun) executors() upgrade.Executors {
+	return upgrade.Executors{Clients: u.c, Inventory: u.ic, Cache: u.cache, Source: u.source,
+		Removed: func(rev string, n int) { fmt.Fprintf(u.w, "step prune: revision %s removed (%d objects)\n", rev, n) }}
 }
 
-// setTag points tag at rev, as `meshroll tag set --overwrite --force` does:
-// the engine already judged skew when it planned the move. The tag webhook
-// renders from source (the run's --charts or --repo): a download from the Go
-// module in the middle of a wave (or of a rollback) fails air-gapped. A
-// --charts directory holds the target's charts; moving a tag back to the old
-// revision renders its webhook from them too, which is safe because the
-// webhook's client config is copied from the revision's own injector.
-func setTag(ctx context.Context, c controlplane.Clients, cache *istio.RenderCache, source istio.ChartSource, tag, rev string) error {
-	_, err := controlplane.SetTag(ctx, c, controlplane.TagOptions{Tag: tag, Revision: rev, Overwrite: true, Force: true, Cache: cache, Source: source})
-	return err
+// engine builds the engine with the live view.
+func (u *upgradeRun) engine(store upgrade.Store, runner *gate.Runner) *upgrade.Engine {
+	e := u.executors().Engine(store, runner, u.snap)
+	e.Observer = newLiveView(u.w)
+	e.Lease = &upgrade.Lease{Kube: u.c.Kube, Namespace: istio.SystemNamespace, Holder: upgrade.LocalHolder(),
+		Duration: 15 * time.Second, Alive: upgrade.LocalAlive}
+	return e
 }
 
 // drill rolls everything back after a successful forward run (gateways

@@ -28,8 +28,8 @@ type Observer interface {
 	Progress(st *v1alpha1.MeshUpgradeStatus)
 }
 
-// Engine runs a MeshUpgrade: it is the same loop in the CLI (foreground) and
-// in the controller. It keeps all state in the MeshUpgrade status, so a run
+// Engine runs a MeshUpgrade: it is the same list of steps in the CLI
+// (Run, foreground) and in the controller (Step, once per reconcile). It keeps all state in the MeshUpgrade status, so a run
 // killed at any point resumes from what the cluster records.
 type Engine struct {
 	// Store holds the run's record; Store (the cluster) in production, a
@@ -51,10 +51,14 @@ type Engine struct {
 	ProxyImage func(revision string) string
 	// Observer may be nil.
 	Observer Observer
-	// Lease, when set, is held for the whole run, so that a second engine
-	// (another CLI, a controller replica) is refused instead of overwriting
-	// this one's record.
+	// Lease, when set, is held for the whole run (Run) or step (Step), so
+	// that a second engine (another CLI, a controller replica) is refused
+	// instead of overwriting this one's record.
 	Lease *Lease
+	// Watcher, when set, is the informer cache rollouts are watched
+	// through, shared by every Step (the controller starts it once); nil
+	// starts one per Run or Step.
+	Watcher *dataplane.Watcher
 	// Now is the clock (tests pass a fake one); nil is time.Now.
 	Now func() time.Time
 	// FlushEvery bounds how often progress is written to the status while
@@ -113,50 +117,6 @@ type outcome struct {
 	err error
 }
 
-// Run drives the named MeshUpgrade until it succeeds, halts, rolls back or
-// ctx ends. It returns the final object.
-func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, error) {
-	if e.Lease != nil { // one engine per run: a second is refused before it reads or writes anything
-		lctx, release, err := e.Lease.Acquire(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		ctx = lctx
-	}
-	mu, err := e.Store.Get(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("failed to get MeshUpgrade %q: %w", name, err)
-	}
-	if len(mu.Status.Workloads) == 0 {
-		return mu, fmt.Errorf("MeshUpgrade %q has no frozen plan; create it with `meshroll upgrade`", name)
-	}
-	if mu.Status.Phase.Final() && !mu.Spec.RollbackRequested {
-		return mu, phaseErr(mu)
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := dataplane.NewWatcher(wctx, e.Kube)
-	if err != nil {
-		return mu, err
-	}
-	r := &run{Engine: e, mu: mu, exec: &dataplane.Executor{Kube: e.Kube, Watcher: w, Upgrade: name, RequestTimeout: e.RequestTimeout}, index: map[string]int{}}
-	for i, wl := range mu.Status.Workloads {
-		r.index[wl.Ref()] = i
-	}
-	err = r.loop(ctx)
-	if n := r.retried.Load(); n > 0 {
-		r.event("retry", r.mu.Status.CurrentWave, fmt.Sprintf("%d transient error(s) retried in this run", n))
-	}
-	if ferr := r.flush(context.WithoutCancel(ctx), true); ferr != nil {
-		err = errors.Join(err, ferr)
-	}
-	if err != nil {
-		return r.mu, err
-	}
-	return r.mu, phaseErr(r.mu)
-}
-
 func phaseErr(mu *v1alpha1.MeshUpgrade) error {
 	switch mu.Status.Phase {
 	case v1alpha1.PhaseHalted:
@@ -174,7 +134,10 @@ func (r *run) now() time.Time {
 	return time.Now()
 }
 
-func (r *run) loop(ctx context.Context) error {
+// loop takes steps until the run must wait (it returns when: a pause, a
+// bake, a gate's interval), reaches a final phase (zero time) or stops on
+// an error. It never sleeps: Step hands the wait to its caller.
+func (r *run) loop(ctx context.Context) (time.Time, error) {
 	st := &r.mu.Status
 	r.wp = wavePlan(st, r.mu.Spec.Strategy.Parallelism)
 	r.inflight = map[int]bool{}
@@ -191,7 +154,7 @@ func (r *run) loop(ctx context.Context) error {
 			// the same workloads); `meshroll rollback` checks the same
 			// before it asks.
 			if err := r.checkRollback(ctx); err != nil {
-				return err
+				return time.Time{}, err
 			}
 			r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRequested, "rollback requested by an operator")
 		}
@@ -199,17 +162,17 @@ func (r *run) loop(ctx context.Context) error {
 			if st.Phase == v1alpha1.PhaseHalted && !r.undoing {
 				r.haltGateways(ctx)
 			}
-			return nil
+			return time.Time{}, nil
 		}
 		if st.Phase == v1alpha1.PhaseRollingBack {
 			if len(r.inflight) > 0 {
 				r.collect(ctx)
 				continue
 			}
-			return r.rollback(ctx)
+			return time.Time{}, r.rollback(ctx)
 		}
 		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
+			return time.Time{}, context.Cause(ctx)
 		}
 		d := plan.Next(r.wp, r.state(), r.now())
 		if (r.failed || d.Action != plan.ActionMigrate) && len(r.inflight) > 0 {
@@ -220,17 +183,15 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		switch res := r.step(ctx, d).(type) {
 		case stepWait:
-			if err := r.sleep(ctx, res.until); err != nil {
-				return err
-			}
+			return res.until, nil
 		case stepTransient:
-			return res.err
+			return time.Time{}, res.err
 		case stepFailed:
 			if err := r.fail(ctx, res); err != nil {
-				return err
+				return time.Time{}, err
 			}
 		case stepFinal:
-			return nil
+			return time.Time{}, nil
 		}
 	}
 }

@@ -51,7 +51,8 @@ func (r *run) recordIntent(wave int, refs []plan.WorkloadRef) {
 	r.dirty = true
 }
 
-// wait records a pause or a bake; the loop then sleeps until it ends.
+// wait records a pause or a bake; Step returns its end as the time to
+// come back (Run sleeps until then, the controller requeues).
 func (r *run) wait(ctx context.Context, phase v1alpha1.Phase, reason string, d plan.Decision) stepResult {
 	if r.mu.Status.Phase != phase {
 		r.setPhase(phase, reason, d.Reason)
@@ -62,34 +63,9 @@ func (r *run) wait(ctx context.Context, phase v1alpha1.Phase, reason string, d p
 	return stepWait{until: d.NotBefore}
 }
 
-// sleep waits until until, rereading the MeshUpgrade every PollEvery so that
-// a rollback requested meanwhile (by `meshroll rollback`) ends the wait at
-// once instead of after a long soak.
-func (r *run) sleep(ctx context.Context, until time.Time) error {
-	for {
-		left := until.Sub(r.now())
-		if left <= 0 {
-			return nil
-		}
-		select {
-		case <-time.After(min(left, r.pollEvery())):
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		fresh, err := r.Store.Get(ctx, r.mu.Name)
-		if err != nil {
-			continue // a failed read only delays noticing a request
-		}
-		r.mu.ObjectMeta, r.mu.Spec = fresh.ObjectMeta, fresh.Spec
-		if r.mu.Spec.RollbackRequested {
-			return nil
-		}
-	}
-}
-
-func (r *run) pollEvery() time.Duration {
-	if r.PollEvery > 0 {
-		return r.PollEvery
+func (e *Engine) pollEvery() time.Duration {
+	if e.PollEvery > 0 {
+		return e.PollEvery
 	}
 	return 2 * time.Second
 }
