@@ -24,6 +24,9 @@ const (
 	LabelCluster  = "meshroll.io/cluster"
 	KeyKubeconfig = "kubeconfig"
 	KeyValue      = "value"
+	// AnnotationPrometheus on a member Secret is the member's Prometheus URL,
+	// which its MeshUpgrade's gates query.
+	AnnotationPrometheus = "meshroll.io/prometheus"
 	// DefaultNamespace holds the member Secrets and the fleet engine's Lease.
 	DefaultNamespace = "meshroll-system"
 )
@@ -36,6 +39,8 @@ type Cluster struct {
 	// hub Secret), for messages; the credentials themselves never leave
 	// Kubeconfig.
 	Source string `json:"source"`
+	// Prometheus is the member's Prometheus URL for its gates ("" none).
+	Prometheus string `json:"prometheus,omitempty"`
 	// Kubeconfig is the raw kubeconfig (from a Secret), or nil when
 	// KubeconfigPath and Context name it.
 	Kubeconfig     []byte `json:"-"`
@@ -106,6 +111,7 @@ type FileCluster struct {
 	Context    string            `json:"context,omitempty"`
 	Kubeconfig string            `json:"kubeconfig,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
+	Prometheus string            `json:"prometheus,omitempty"`
 }
 
 // LoadFile reads a fleet file.
@@ -128,7 +134,7 @@ func LoadFile(path string) ([]Cluster, error) {
 			ctx = fc.Name
 		}
 		out = append(out, Cluster{Name: fc.Name, Labels: fc.Labels, Context: ctx, KubeconfigPath: fc.Kubeconfig,
-			Source: "context " + ctx})
+			Prometheus: fc.Prometheus, Source: "context " + ctx})
 	}
 	return sorted(out, path)
 }
@@ -171,7 +177,8 @@ func FromSecret(s *corev1.Secret) (Cluster, error) {
 			lbls[k] = v
 		}
 	}
-	return Cluster{Name: name, Labels: lbls, Kubeconfig: kc, Source: "Secret " + s.Namespace + "/" + s.Name}, nil
+	return Cluster{Name: name, Labels: lbls, Kubeconfig: kc, Source: "Secret " + s.Namespace + "/" + s.Name,
+		Prometheus: s.Annotations[AnnotationPrometheus]}, nil
 }
 
 func sorted(cs []Cluster, where string) ([]Cluster, error) {

@@ -36,9 +36,9 @@ func fixtureSpec() v1alpha1.FleetUpgradeSpec {
 	prod := envStage("prod", "prod")
 	prod.RequireApproval = true
 	return v1alpha1.FleetUpgradeSpec{
-		Version: "1.24.2",
-		Stages:  []v1alpha1.FleetStage{envStage("early", "testing", "dev"), pre, prod},
-		Canary:  &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "canary"}},
+		Version:       "1.24.2",
+		Stages:        []v1alpha1.FleetStage{envStage("early", "testing", "dev"), pre, prod},
+		Canary:        &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "canary"}},
 		MaxConcurrent: 2, ClusterSoak: metav1.Duration{Duration: 5 * time.Minute},
 	}
 }

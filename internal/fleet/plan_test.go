@@ -49,7 +49,7 @@ func TestFreezeRefuses(t *testing.T) {
 			s.Canary = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "none"}}
 		}, "matches no cluster of any stage"},
 		"unknown approval": {func(s *v1alpha1.FleetUpgradeSpec) { s.Approved = []string{"qa"} }, `approved stage "qa" is not a stage`},
-		"empty selector": {func(s *v1alpha1.FleetUpgradeSpec) { s.Stages[2].Selector = metav1.LabelSelector{} }, `stage "prod" selector "" matches no cluster`},
+		"empty selector":   {func(s *v1alpha1.FleetUpgradeSpec) { s.Stages[2].Selector = metav1.LabelSelector{} }, `stage "prod" selector "" matches no cluster`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
