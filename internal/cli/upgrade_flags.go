@@ -50,7 +50,7 @@ func (f *upgradeFlags) bind(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.first, "first", nil, "canary namespaces (names or key=value label selectors) migrated first")
 	fl.StringSliceVar(&f.last, "last", nil, "critical namespaces (names or key=value label selectors) migrated last")
 	fl.StringVar(&f.waves, "waves", "1,10%,50%,100%", "wave sizes, counts or percentages; the last repeats")
-	fl.IntVar(&f.parallelism, "parallelism", 20, "workloads restarted at once inside a wave")
+	fl.IntVar(&f.parallelism, "parallelism", 0, "workloads restarted at once inside a wave (default: one per 25 planned workloads, at least 20, at most 100)")
 	fl.DurationVar(&f.pause, "pause", 0, "pause after each wave's gates pass, before the next wave")
 	fl.DurationVar(&f.bake, "bake", 0, "soak time after every wave, the last included: the gates run again at its end, and tags and prune wait for the last one")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", 0, "fail a workload whose rollout makes no progress for this long (default: a Deployment's progressDeadlineSeconds, 10m for other kinds)")
@@ -83,8 +83,8 @@ func (f *upgradeFlags) validate() error {
 	if f.rollback != "auto" && f.rollback != "manual" {
 		return fmt.Errorf("invalid --rollback %q: use auto or manual", f.rollback)
 	}
-	if f.parallelism < 1 {
-		return fmt.Errorf("invalid --parallelism %d: must be at least 1", f.parallelism)
+	if f.parallelism < 0 {
+		return fmt.Errorf("invalid --parallelism %d: must be at least 1 (or 0 for the default)", f.parallelism)
 	}
 	if f.maxFailed < 0 || f.rolloutTimeout < 0 {
 		return fmt.Errorf("invalid --max-failed-workloads %d / --rollout-timeout %s: cannot be negative", f.maxFailed, f.rolloutTimeout)

@@ -44,7 +44,7 @@ func TestUpgradeFlagsValidate(t *testing.T) {
 		{name: "unknown step", args: []string{"--to", "1.24.2", "--skip", "install,reboot"}, want: `invalid --skip "reboot"`},
 		{name: "rollback is lower case", args: []string{"--to", "1.24.2", "--rollback", "Auto"}, want: `invalid --rollback "Auto"`},
 		{name: "rollback never", args: []string{"--to", "1.24.2", "--rollback", "never"}, want: "use auto or manual"},
-		{name: "parallelism zero", args: []string{"--to", "1.24.2", "--parallelism", "0"}, want: "invalid --parallelism 0"},
+		{name: "parallelism zero is the default", args: []string{"--to", "1.24.2", "--parallelism", "0"}},
 		{name: "parallelism negative", args: []string{"--to", "1.24.2", "--parallelism", "-3"}, want: "invalid --parallelism -3"},
 		{name: "drill with prune", args: []string{"--to", "1.24.2", "--drill", "--prune"}, want: "--drill rolls back"},
 		{name: "bad waves", args: []string{"--to", "1.24.2", "--waves", "1,0"}, want: `invalid --waves entry "0"`},
@@ -147,8 +147,9 @@ func TestUpgradeFlagsSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("spec() error = %v", err)
 	}
-	if def.Rollback != v1alpha1.RollbackAuto || def.Strategy.Parallelism != 20 || def.Selection.NamespaceSelector != nil {
-		t.Errorf("default spec: Rollback %q, Parallelism %d, NamespaceSelector %v; want Auto, 20, nil",
+	// Parallelism 0: upgrade.Start scales it to the plan (plan.DefaultParallelism).
+	if def.Rollback != v1alpha1.RollbackAuto || def.Strategy.Parallelism != 0 || def.Selection.NamespaceSelector != nil {
+		t.Errorf("default spec: Rollback %q, Parallelism %d, NamespaceSelector %v; want Auto, 0, nil",
 			def.Rollback, def.Strategy.Parallelism, def.Selection.NamespaceSelector)
 	}
 }

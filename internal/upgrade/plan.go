@@ -129,6 +129,11 @@ func selection(s v1alpha1.Selection, nsLabels map[string]map[string]string) (pla
 
 func wavePolicy(s v1alpha1.Strategy) plan.WavePolicy {
 	p := plan.WavePolicy{Parallelism: s.Parallelism, Ordering: plan.Ordering{First: s.First, Last: s.Last}}
+	if p.Parallelism == 0 {
+		// "Pick for me": Start resolves it once the plan's size is known,
+		// and cutting waves does not depend on it.
+		p.Parallelism = 1
+	}
 	for _, w := range s.Waves {
 		p.Waves = append(p.Waves, plan.WaveSize{Count: w.Count, Percent: w.Percent})
 	}

@@ -198,10 +198,28 @@ func TestFreeze(t *testing.T) {
 			name: "invalid strategy",
 			mu: func() *v1alpha1.MeshUpgrade {
 				mu := meshUpgrade("run", sizePercent(100))
-				mu.Spec.Strategy.Parallelism = 0
+				mu.Spec.Strategy.Parallelism = -1
 				return mu
 			}(),
 			wantErr: []string{"invalid strategy", "parallelism"},
+		},
+		{
+			name: "parallelism 0 is left to Start",
+			mu: func() *v1alpha1.MeshUpgrade {
+				mu := meshUpgrade("run", sizePercent(100))
+				mu.Spec.Strategy.Parallelism = 0
+				return mu
+			}(),
+			wantWorkloads: []v1alpha1.WorkloadStatus{
+				planned("a", "api", 1, nsM, revOld), planned("a", "web", 1, nsM, revOld),
+				planned("b", "web", 1, tagM, "prod"), planned("c", "pinned", 1, podM, revOld),
+				planned("d", "web", 1, tagM, "prod"), planned("f", "late", 1, rstM, revNew),
+			},
+			wantSkipped:    skipped,
+			wantNamespaces: []v1alpha1.LabelMove{{Name: "a", From: revOld, To: revNew, Wave: 1}},
+			wantTags:       []v1alpha1.LabelMove{{Name: "prod", From: revOld, To: revNew, Wave: 1}},
+			wantWaves:      1,
+			wantMessage:    "planned 6 workload(s) in 1 wave(s); 2 need manual action",
 		},
 		{
 			name: "selection errors surface",

@@ -8,10 +8,13 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/internal/plan"
 )
 
 // StartOptions carry what Start needs besides the MeshUpgrade itself.
@@ -35,6 +38,10 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 	existing, err := o.Store.Get(ctx, mu.Name)
 	switch {
 	case err == nil:
+		if mu.Spec.Strategy.Parallelism == 0 {
+			// Unset: resume with what the first run chose.
+			mu.Spec.Strategy.Parallelism = existing.Spec.Strategy.Parallelism
+		}
 		if !reflect.DeepEqual(withDefaults(existing.Spec), withDefaults(mu.Spec)) {
 			return nil, fmt.Errorf("MeshUpgrade %q already exists with a different spec (phase %s); pick another --name, or roll it back with `meshroll rollback %s`", mu.Name, existing.Status.Phase, mu.Name)
 		}
@@ -59,6 +66,10 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 	st, err := Freeze(o.Snapshot, o.NamespaceLabels, mu, others, o.Now)
 	if err != nil {
 		return nil, err
+	}
+	if mu.Spec.Strategy.Parallelism == 0 {
+		// Unset: scaled to the plan, and recorded, so a rerun resumes with it.
+		mu.Spec.Strategy.Parallelism = plan.DefaultParallelism(len(st.Workloads))
 	}
 	probe := mu.DeepCopy()
 	probe.Status = st
@@ -96,8 +107,8 @@ func validateSpec(s v1alpha1.MeshUpgradeSpec) error {
 	if s.From == "" || s.To == "" {
 		errs = append(errs, errors.New("both from and to revisions are required"))
 	}
-	if s.Strategy.Parallelism < 1 {
-		errs = append(errs, fmt.Errorf("parallelism %d is below 1", s.Strategy.Parallelism))
+	if s.Strategy.Parallelism < 0 {
+		errs = append(errs, fmt.Errorf("parallelism %d is negative (0 picks one from the number of workloads)", s.Strategy.Parallelism))
 	}
 	if s.Rollback != "" && s.Rollback != v1alpha1.RollbackAuto && s.Rollback != v1alpha1.RollbackManual {
 		errs = append(errs, fmt.Errorf("rollback policy %q is neither Auto nor Manual", s.Rollback))
@@ -135,4 +146,18 @@ func withDefaults(s v1alpha1.MeshUpgradeSpec) v1alpha1.MeshUpgradeSpec {
 		}
 	}
 	return s
+}
+
+// NamespaceLabels reads every namespace's labels for selectors and wave
+// ordering (the inventory keeps only injection labels).
+func NamespaceLabels(ctx context.Context, kube kubernetes.Interface) (map[string]map[string]string, error) {
+	list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list namespaces: %w", err)
+	}
+	out := make(map[string]map[string]string, len(list.Items))
+	for _, ns := range list.Items {
+		out[ns.Name] = ns.Labels
+	}
+	return out, nil
 }
