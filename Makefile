@@ -45,13 +45,15 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-# generate rewrites the MeshUpgrade deepcopy code and CRD from api/v1alpha1.
+# generate rewrites the MeshUpgrade deepcopy code and CRD from api/v1alpha1,
+# and copies the CRDs into the Helm chart (charts/chart_test.go checks they match).
 CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.20.0
 generate:
 	$(CONTROLLER_GEN) object paths=./api/... crd:crdVersions=v1 output:crd:artifacts:config=api/v1alpha1/crd
+	rm -f charts/meshroll/crds/*.yaml && cp api/v1alpha1/crd/*.yaml charts/meshroll/crds/
 
 verify: lint generate
-	git diff --exit-code api/
+	git diff --exit-code api/ charts/meshroll/crds/
 	$(GO) mod tidy
 	git diff --exit-code go.mod go.sum
 

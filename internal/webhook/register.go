@@ -63,7 +63,7 @@ type ServiceRef struct {
 // state and repeated calls, e.g. after a certificate renewal, are cheap no-ops
 // when nothing changed.
 func Register(ctx context.Context, kube kubernetes.Interface, reg Registration) error {
-	cfg, err := configuration(reg)
+	cfg, err := Configuration(reg)
 	if err != nil {
 		return err
 	}
@@ -85,8 +85,9 @@ func Unregister(ctx context.Context, kube kubernetes.Interface) error {
 	return nil
 }
 
-// configuration builds the apply configuration for reg.
-func configuration(reg Registration) (*admissionregistrationv1ac.MutatingWebhookConfigurationApplyConfiguration, error) {
+// Configuration builds the apply configuration Register applies for reg; the
+// Helm chart renders the same webhook (charts/chart_test.go compares them).
+func Configuration(reg Registration) (*admissionregistrationv1ac.MutatingWebhookConfigurationApplyConfiguration, error) {
 	client := admissionregistrationv1ac.WebhookClientConfig().WithCABundle(reg.CABundle...)
 	switch {
 	case reg.URL != "" && reg.Service != nil:

@@ -32,9 +32,9 @@ func TestConfiguration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ac, err := configuration(tt.reg)
+			ac, err := Configuration(tt.reg)
 			if (err != nil) != tt.wantErr {
-				t.Fatalf("configuration() error = %v, wantErr %v", err, tt.wantErr)
+				t.Fatalf("Configuration() error = %v, wantErr %v", err, tt.wantErr)
 			}
 			if err != nil {
 				return
