@@ -24,6 +24,10 @@ type Observation struct {
 	// Gates are the member's gates now (readiness first).
 	Gates []v1alpha1.FleetGate
 	Mix   map[string]int
+	// UpToDate says every sidecar of the member already runs the target
+	// version: with no MeshUpgrade of its own, the cluster has nothing to
+	// migrate (a rerun after an earlier FleetUpgrade moved it).
+	UpToDate bool
 }
 
 // holds reports whether the member's gates pass now, and why not.
@@ -31,7 +35,7 @@ func (o Observation) holds() (bool, string) {
 	if o.Err != "" {
 		return false, "unreachable: " + o.Err
 	}
-	if o.Phase != v1alpha1.PhaseSucceeded {
+	if o.Phase != v1alpha1.PhaseSucceeded && (o.Phase != "" || !o.UpToDate) {
 		return false, fmt.Sprintf("member MeshUpgrade is %s", orDash(string(o.Phase)))
 	}
 	for _, g := range o.Gates {
@@ -232,6 +236,11 @@ func (a *advancer) upgrading(c *v1alpha1.FleetClusterStatus, o Observation) {
 			a.fail(c, fmt.Sprintf("member MeshUpgrade %s %s: %s", c.MeshUpgrade, o.Phase, o.Message))
 			return
 		case "":
+			if o.UpToDate {
+				c.State, c.UpgradedAt, c.Message = v1alpha1.ClusterSoaking, &a.now, "already on "+a.spec.Version+": nothing to migrate"
+				a.event("cluster", c.Stage, c.Name, "every sidecar already runs %s: nothing to migrate; soaking %s", a.spec.Version, a.spec.ClusterSoak.Duration)
+				return
+			}
 			if o.DriverErr != "" {
 				a.fail(c, "the member refused the upgrade before any change: "+o.DriverErr)
 				return

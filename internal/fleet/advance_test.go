@@ -236,3 +236,18 @@ func cond(fu *v1alpha1.FleetUpgrade, typ string) *struct{ Status, Reason, Messag
 	}
 	return nil
 }
+
+// TestAdvanceMemberAlreadyOnTarget: a member whose every sidecar already
+// runs the target (an earlier FleetUpgrade moved it) soaks and succeeds
+// although its own upgrade run refused ("nothing to migrate").
+func TestAdvanceMemberAlreadyOnTarget(t *testing.T) {
+	s := newSim(t, frozen(t, fixtureSpec()))
+	s.outcome["testing-1"] = Observation{UpToDate: true, DriverErr: "nothing to migrate", Gates: succeeded().Gates}
+	for range 8 {
+		s.tick()
+	}
+	c := s.fu.Status.Clusters[0]
+	if c.Name != "testing-1" || c.State != v1alpha1.ClusterSucceeded || c.Message != "already on 1.24.2: nothing to migrate" {
+		t.Fatalf("testing-1 = %s %q", c.State, c.Message)
+	}
+}

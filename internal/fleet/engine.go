@@ -37,7 +37,7 @@ type Engine struct {
 	Clusters []Cluster
 	Driver   Driver
 	// Observe reads one member; nil is ObserveMember.
-	Observe func(ctx context.Context, c Cluster, upgradeName string, now time.Time) Observation
+	Observe func(ctx context.Context, c Cluster, upgradeName, version string, now time.Time) Observation
 	// Poll is the time between ticks (default 2 s).
 	Poll time.Duration
 	// Lease, when set, makes this the only engine of the FleetUpgrade.
@@ -268,7 +268,7 @@ func (r *runner) observe(ctx context.Context, fu *v1alpha1.FleetUpgrade, now tim
 				o = Observation{Err: fmt.Sprintf("cluster %q is no longer registered in the fleet (its Secret or fleet-file entry is gone)", name)}
 			} else {
 				octx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				o = observe(octx, c, MemberUpgradeName(fu.Name), now)
+				o = observe(octx, c, MemberUpgradeName(fu.Name), fu.Spec.Version, now)
 				cancel()
 			}
 			mu.Lock()

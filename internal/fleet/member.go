@@ -20,7 +20,7 @@ import (
 // what phase its MeshUpgrade is in, and whether its workloads are ready
 // (the readiness gate every cluster and stage soak re-checks). The pod mix
 // per proxy version is counted from the pods' istio-proxy images.
-func ObserveMember(ctx context.Context, c Cluster, upgradeName string, now time.Time) Observation {
+func ObserveMember(ctx context.Context, c Cluster, upgradeName, version string, now time.Time) Observation {
 	cfg, err := c.RESTConfig()
 	if err != nil {
 		return Observation{Err: err.Error()}
@@ -51,6 +51,15 @@ func ObserveMember(ctx context.Context, c Cluster, upgradeName string, now time.
 	if o.Mix, err = proxyMix(ctx, kc); err != nil {
 		return Observation{Err: fmt.Sprintf("cannot list pods of cluster %q: %v", c.Name, err)}
 	}
+	sidecars := 0
+	o.UpToDate = true
+	for v, n := range o.Mix {
+		if v != "none" {
+			sidecars += n
+			o.UpToDate = o.UpToDate && v == version
+		}
+	}
+	o.UpToDate = o.UpToDate && sidecars > 0
 	return o
 }
 
