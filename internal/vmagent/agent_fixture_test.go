@@ -17,8 +17,12 @@ import (
 	"github.com/meshroll/meshroll/internal/vmagent/vmagenttest"
 )
 
-// artifacts are the fixture versions, built and packaged once in TestMain.
-var artifacts = map[string][]byte{}
+// artifacts are the fixture versions, built and packaged once in TestMain,
+// and agentBinary is meshroll-agent built from this tree.
+var (
+	artifacts   = map[string][]byte{}
+	agentBinary string
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -79,7 +83,8 @@ func packageVersions(dir string) error {
 			return err
 		}
 	}
-	return nil
+	agentBinary, err = vmagenttest.BuildAgent(dir)
+	return err
 }
 
 // fixture is one VM whose agent runs in the test process (its sidecar is a
@@ -92,7 +97,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, m *vmagenttest.Mirror, edit ...func(*vmagent.Config)) *fixture {
 	t.Helper()
-	vm, err := vmagenttest.NewVM(t.TempDir(), m)
+	return newFixtureAt(t, t.TempDir(), m, edit...)
+}
+
+// newFixtureAt lays the VM out in root.
+func newFixtureAt(t *testing.T, root string, m *vmagenttest.Mirror, edit ...func(*vmagent.Config)) *fixture {
+	t.Helper()
+	vm, err := vmagenttest.NewVM(root, m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,8 @@ func (s systemd) run(ctx context.Context, verb string) error {
 }
 
 // process runs the sidecar as a detached process (its own session, so it
-// outlives the agent as it would under systemd) and tracks it in a pid file.
+// outlives the agent as it would under systemd). The pid file is for people;
+// the agent finds its sidecar by executable path.
 type process struct {
 	root    string
 	command string
@@ -57,26 +58,32 @@ type process struct {
 
 func (p *process) pidFile() string { return filepath.Join(p.root, "sidecar.pid") }
 
-// running returns the sidecar's pid, or 0 when none runs. A pid counts only
-// if its executable lives under Root/versions, so a recycled pid is never
-// signalled.
-func (p *process) running() int {
-	b, err := os.ReadFile(p.pidFile())
+// running returns the pids of sidecar processes: those whose executable
+// lives under Root/versions. Scanning /proc instead of trusting the pid file
+// also finds a sidecar started by an agent killed before it wrote the pid
+// file, and never signals a recycled pid.
+func (p *process) running() []int {
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return nil
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0
+	prefix := filepath.Join(p.root, "versions") + "/"
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || !strings.HasPrefix(exe, prefix) {
+			continue
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || zombie(string(st)) {
+			continue
+		}
+		pids = append(pids, pid)
 	}
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || zombie(string(st)) {
-		return 0
-	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil || !strings.HasPrefix(exe, filepath.Join(p.root, "versions")+"/") {
-		return 0
-	}
-	return pid
+	return pids
 }
 
 func zombie(stat string) bool {
@@ -85,34 +92,38 @@ func zombie(stat string) bool {
 }
 
 func (p *process) Ensure(ctx context.Context) error {
-	if p.running() != 0 {
+	if len(p.running()) > 0 {
 		return nil
 	}
 	return p.start()
 }
 
 func (p *process) Restart(ctx context.Context) error {
-	if pid := p.running(); pid != 0 {
-		if err := p.stop(ctx, pid); err != nil {
-			return err
-		}
+	if err := p.stop(ctx); err != nil {
+		return err
 	}
 	return p.start()
 }
 
-// stop sends SIGTERM, then SIGKILL after 10 s.
-func (p *process) stop(ctx context.Context, pid int) error {
-	_ = syscall.Kill(pid, syscall.SIGTERM)
+// stop sends SIGTERM to every sidecar process, then SIGKILL after 10 s.
+func (p *process) stop(ctx context.Context) error {
+	pids := p.running()
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for p.running() == pid {
+	for len(pids) > 0 {
 		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("failed to stop sidecar pid %d: %w", pid, ctx.Err())
+			return fmt.Errorf("failed to stop sidecar pids %v: %w", pids, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
+		pids = p.running()
 	}
 	return nil
 }
@@ -165,8 +176,5 @@ func Stop(ctx context.Context, c Config) error {
 	if !ok {
 		return errors.New("stop is only for the process service; use systemctl stop")
 	}
-	if pid := p.running(); pid != 0 {
-		return p.stop(ctx, pid)
-	}
-	return nil
+	return p.stop(ctx)
 }

@@ -46,6 +46,17 @@ func BuildSidecar(dir string) (string, error) {
 	return out, nil
 }
 
+// BuildAgent compiles meshroll-agent into dir and returns its path.
+func BuildAgent(dir string) (string, error) {
+	out := filepath.Join(dir, "meshroll-agent")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=test", "-o", out, "github.com/meshroll/meshroll/cmd/meshroll-agent")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("failed to build meshroll-agent: %w: %s", err, b)
+	}
+	return out, nil
+}
+
 // Package makes a version's artifact: bin/istio-sidecar, VERSION and, for a
 // broken release, FAIL.
 func Package(binary, version string, broken bool) ([]byte, error) {
