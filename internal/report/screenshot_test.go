@@ -72,14 +72,20 @@ func TestHTMLScreenshot(t *testing.T) {
 // screenshot renders u to a temporary HTML file and photographs it.
 func screenshot(t *testing.T, browser string, u *v1alpha1.MeshUpgrade, name string) image.Image {
 	t.Helper()
-	dir := t.TempDir()
-	page := filepath.Join(dir, "report.html")
-	shot := filepath.Join(dir, "report.png")
 	var buf bytes.Buffer
 	if err := HTML(&buf, u, fixtureStart().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(page, buf.Bytes(), 0o600); err != nil {
+	return shootPage(t, browser, buf.Bytes(), name)
+}
+
+// shootPage photographs one HTML page in headless chromium.
+func shootPage(t *testing.T, browser string, html []byte, name string) image.Image {
+	t.Helper()
+	dir := t.TempDir()
+	page := filepath.Join(dir, "report.html")
+	shot := filepath.Join(dir, "report.png")
+	if err := os.WriteFile(page, html, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
