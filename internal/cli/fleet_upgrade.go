@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/yaml"
@@ -215,6 +217,12 @@ func runFleetUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f 
 // output prefixed by their cluster on stderr.
 func runFleetEngine(cmd *cobra.Command, c controlplane.Clients, f *fleetFlags, members []fleet.Cluster, name string, poll time.Duration) error {
 	w := cmd.OutOrStdout()
+	// The engine's Lease lives in the members namespace, which a hub whose
+	// members come from a fleet file may not have yet.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.namespace}}
+	if _, err := c.Kube.CoreV1().Namespaces().Create(cmd.Context(), ns, metav1.CreateOptions{FieldManager: "meshroll"}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to create namespace %q in the hub for the engine's lease: %w", f.namespace, err)
+	}
 	e := &fleet.Engine{Store: fleet.Store{Dynamic: c.Dynamic}, Clusters: members, Poll: poll, Log: w,
 		Driver: memberDriver{log: cmd.ErrOrStderr()},
 		Lease: &upgrade.Lease{Kube: c.Kube, Namespace: f.namespace, Holder: upgrade.LocalHolder(),

@@ -1,7 +1,9 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,9 +80,7 @@ func Start(ctx context.Context, s Store, a *controlplane.Applier, fu *v1alpha1.F
 	existing, err := s.Get(ctx, fu.Name)
 	switch {
 	case err == nil:
-		want := fu.Spec
-		want.Approved, want.RollbackRequested = existing.Spec.Approved, existing.Spec.RollbackRequested
-		if !reflect.DeepEqual(existing.Spec, want) {
+		if !SameSpec(existing.Spec, fu.Spec) {
 			return nil, fmt.Errorf("FleetUpgrade %q already exists with a different spec (phase %s); pick another --name, or roll it back with `meshroll fleet rollback %s`",
 				fu.Name, existing.Status.Phase, fu.Name)
 		}
@@ -93,6 +93,17 @@ func Start(ctx context.Context, s Store, a *controlplane.Applier, fu *v1alpha1.F
 		return nil, err
 	}
 	return s.Create(ctx, fu)
+}
+
+// SameSpec reports whether a stored spec is the one a rerun asks for,
+// ignoring what changes while it runs (approvals, the rollback request) and
+// what a round trip through the API server normalises (an empty map or list
+// comes back absent), so a rerun of the same command resumes.
+func SameSpec(stored, asked v1alpha1.FleetUpgradeSpec) bool {
+	asked.Approved, asked.RollbackRequested = stored.Approved, stored.RollbackRequested
+	a, errA := json.Marshal(stored)
+	b, errB := json.Marshal(asked)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 // Run drives the FleetUpgrade until it succeeds (nil), halts (ErrHalted),
