@@ -34,7 +34,10 @@ const (
 	nameKCM       = "kube-controller-manager"
 	nameScheduler = "kube-scheduler"
 	nameKwok      = "kwok"
-	nameInjector  = "injector"
+	nameRunner    = RunnerProcessName
+	// legacyNameInjector is what sandboxes before real istiod called their
+	// extra process (the stand-in injector): Down still stops one.
+	legacyNameInjector = "injector"
 )
 
 // binaryNames lists the binaries a sandbox needs, in start order.

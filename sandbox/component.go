@@ -20,7 +20,7 @@ const (
 	etcdTimeout      = 60 * time.Second
 	apiserverTimeout = 120 * time.Second
 	clientTimeout    = 60 * time.Second
-	injectorTimeout  = 60 * time.Second
+	runnerTimeout    = 60 * time.Second
 	probeTimeout     = 5 * time.Second
 )
 
@@ -131,7 +131,7 @@ func (p *prober) probeFor(name string) func(ctx context.Context) error {
 	case nameKwok:
 		return func(ctx context.Context) error { return get(ctx, p.plain, p.loop("http", PortKwok, "/healthz"), "") }
 	default:
-		return func(ctx context.Context) error { return dial(ctx, p.ports[PortInjector]) }
+		return func(ctx context.Context) error { return dial(ctx, p.ports[PortRunner]) }
 	}
 }
 

@@ -30,25 +30,26 @@
 // and update toolVersion in binary.go. Changing any embedded byte changes the content hash, so the
 // next EnsureBinaries rebuilds into a fresh directory.
 //
-// # Real istiod (opt-in, issue #13)
+// # Real istiod
 //
-// By default Istio's webhooks are answered by meshroll's stand-in injector (package
-// sandbox/injector), which they reach because meshroll rewrites them to a loopback URL. In
-// real-istiod mode (Options.Istiod = IstiodReal, sandboxtest.WithRealIstiod, or
-// MESHROLL_SANDBOX_ISTIOD=real for the CLI) nothing of Istio's is rewritten instead:
+// Istio's webhooks are answered by real istiod, built from Istio's own module, and nothing of
+// Istio's is rewritten: meshroll's production code knows nothing of the sandbox.
 //
 //   - Up claims one of RoutedPodRanges for this sandbox and routes it to lo (`ip route replace
-//     local <range> dev lo`, needs CAP_NET_ADMIN; without it Up says why, records it in
-//     State.IstiodNote and runs the stand-in). Down removes the route. kwok hands pod addresses
-//     from that range, so a process can bind a pod's own address.
-//   - kube-apiserver runs with --enable-aggregator-routing=true (always): webhooks that name a
-//     Service are called on a ready endpoint of it, which the real endpoints controller takes
-//     from the pod's address and Ready condition.
+//     local <range> dev lo`, needs CAP_NET_ADMIN). Without it Up fails, saying what is missing and
+//     how to get it (run as root, or `setcap cap_net_admin+ep` the binary); with
+//     Options.AllowNoIstiod (sandboxtest sets it) it starts with no istiod instead (IstiodNone),
+//     recording why in State.IstiodNote, and tests that install Istio skip, saying why. Down
+//     removes the route. kwok hands pod addresses from that range, so a process can bind a pod's
+//     own address.
+//   - kube-apiserver runs with --enable-aggregator-routing=true: webhooks that name a Service are
+//     called on a ready endpoint of it, which the real endpoints controller takes from the pod's
+//     address and Ready condition.
 //   - kwok gets pod stages (kwok-pod-stages.yaml) that start istiod pods Running but not Ready.
 //   - package sandbox/istiod runs one pilot-discovery per istiod pod (built by
-//     EnsurePilotDiscovery), bound to the pod's address, and sets the pod Ready from istiod's
-//     own /ready. `sandbox up` runs it in its injector process; tests run it in-process with
-//     istiodtest.Start.
+//     EnsurePilotDiscovery; `make sandbox-bin` prebuilds PilotDiscoveryReleases), bound to the
+//     pod's address, and sets the pod Ready from istiod's own /ready. `sandbox up` runs it as its
+//     istiod runner process (Options.Runner); tests run it in-process (sandboxtest.Main).
 //
 // Pod addresses stay unique across restarts of kwok (which forgets what it handed out): each
 // kwok start takes a block of the pod range that no live pod holds an address in (State.KwokBlock).

@@ -11,7 +11,7 @@ import (
 // stopOrder stops clients before the apiserver and the apiserver before etcd, so nothing logs
 // storms of connection errors and a restarted etcd never finds its old peer port still held.
 func stopOrder() []string {
-	return []string{nameInjector, nameKwok, nameScheduler, nameKCM, nameAPIServer, nameEtcd}
+	return []string{nameRunner, legacyNameInjector, nameKwok, nameScheduler, nameKCM, nameAPIServer, nameEtcd}
 }
 
 // Down stops every process of the sandbox in dir ("" = DefaultDir()), in stopOrder, waiting for

@@ -9,7 +9,7 @@ import (
 // tests run for real (see package istiod): the prebuild step of `make test`
 // builds exactly these, so a test never starts a cold build the prebuild did
 // not do. Add a release here when a test installs it in real-istiod mode.
-func PilotDiscoveryReleases() []string { return []string{"1.23.2", "1.24.2"} }
+func PilotDiscoveryReleases() []string { return []string{"1.23.2", "1.24.2", "1.25.1", "1.26.1"} }
 
 // pilotDiscoveryMain is istiod's binary inside the istio.io/istio module.
 // `version --short` prints the bare release without a cluster.

@@ -24,9 +24,9 @@ const (
 	// in SANDBOX-NOTES, and the only non-loopback range the sandbox may ever
 	// route to lo on this host.
 	podSupernet = "10.244.0.0/16"
-	// standInPodRange is the range of a sandbox whose pods are not
+	// unroutedPodRange is the range of a sandbox with no istiod (IstiodNone), whose pods are not
 	// processes: nothing listens on those addresses and nothing routes them.
-	standInPodRange = "10.244.0.0/18"
+	unroutedPodRange = "10.244.0.0/18"
 	// kwokBlocksPerRange is how many kwok starts take a fresh block before
 	// the blocks are reused (only blocks with no live pod are reused).
 	kwokBlocksPerRange = 4

@@ -38,7 +38,7 @@ func TestRangeBlocks(t *testing.T) {
 
 func TestRoutedPodRangesInsideSupernet(t *testing.T) {
 	super := netip.MustParsePrefix(podSupernet)
-	std := netip.MustParsePrefix(standInPodRange)
+	std := netip.MustParsePrefix(unroutedPodRange)
 	for i, r := range RoutedPodRanges() {
 		p := netip.MustParsePrefix(r)
 		for _, o := range RoutedPodRanges()[i+1:] {
@@ -50,7 +50,7 @@ func TestRoutedPodRangesInsideSupernet(t *testing.T) {
 			t.Errorf("routed range %s leaves %s", r, podSupernet)
 		}
 		if p.Overlaps(std) {
-			t.Errorf("routed range %s overlaps the stand-in range %s", r, standInPodRange)
+			t.Errorf("routed range %s overlaps the stand-in range %s", r, unroutedPodRange)
 		}
 	}
 }
@@ -92,56 +92,52 @@ func TestNextKwokBlock(t *testing.T) {
 	}
 }
 
-func TestIstiodMode(t *testing.T) {
-	for _, tc := range []struct {
-		name, opt, recorded, env, want string
-		wantErr                        bool
-	}{
-		{name: "default is the stand-in", want: IstiodStandIn},
-		{name: "env opts in", env: IstiodReal, want: IstiodReal},
-		{name: "a running sandbox keeps its mode", recorded: IstiodReal, want: IstiodReal},
-		{name: "the caller switches", opt: IstiodStandIn, recorded: IstiodReal, env: IstiodReal, want: IstiodStandIn},
-		{name: "typo", opt: "reall", wantErr: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(EnvIstiod, tc.env)
-			got, err := istiodMode(Options{Istiod: tc.opt}, &State{Istiod: tc.recorded})
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("istiodMode = %q, %v; want %q (error %t)", got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
-}
-
 func TestClaimFileName(t *testing.T) {
 	if got := claimFile("10.244.64.0/18"); !slices.Contains([]string{"10.244.64.0_18"}, got[len(got)-len("10.244.64.0_18"):]) {
 		t.Errorf("claimFile = %q", got)
 	}
 }
 
-func TestSetupPodRangeFallsBackWithoutRoute(t *testing.T) {
+// TestSetupPodRangeWithoutRouteFailsClearly: with no CAP_NET_ADMIN the
+// sandbox cannot run istiod, and says what is missing and how to get it.
+func TestSetupPodRangeWithoutRouteFailsClearly(t *testing.T) {
+	st := &State{Dir: t.TempDir(), Ports: map[string]int{}}
+	_, err := setupPodRange(t.Context(), io.Discard, st, false, noCap)
+	if err == nil || !strings.Contains(err.Error(), "CAP_NET_ADMIN") || !strings.Contains(err.Error(), "setcap") ||
+		!strings.Contains(err.Error(), "real istiod") {
+		t.Errorf("err = %v; want one message naming CAP_NET_ADMIN, how to get it and why istiod needs it", err)
+	}
+	if st.PodRouted {
+		t.Errorf("state %+v: routed without a route", st)
+	}
+}
+
+// TestSetupPodRangeFallsBackToNoIstiod: when the caller allows it, a host
+// without the capability gets a sandbox with no istiod, saying why.
+func TestSetupPodRangeFallsBackToNoIstiod(t *testing.T) {
 	st := &State{Dir: t.TempDir(), Ports: map[string]int{}}
 	var out strings.Builder
-	noCap := func(context.Context, string, string) (string, error) {
-		return "", fmt.Errorf("%w: this process lacks CAP_NET_ADMIN", errNoRoute)
-	}
-	mode, err := setupPodRange(t.Context(), &out, st, IstiodReal, noCap)
+	mode, err := setupPodRange(t.Context(), &out, st, true, noCap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mode != IstiodStandIn || st.PodRange != standInPodRange || st.PodRouted {
-		t.Errorf("mode %q, state %+v: want the stand-in on the unrouted range", mode, st)
+	if mode != IstiodNone || st.PodRange != unroutedPodRange || st.PodRouted {
+		t.Errorf("mode %q, state %+v: want no istiod on the unrouted range", mode, st)
 	}
-	if !strings.Contains(out.String(), "CAP_NET_ADMIN") || !strings.Contains(st.IstiodNote, "stand-in") {
+	if !strings.Contains(out.String(), "CAP_NET_ADMIN") || !strings.Contains(st.IstiodNote, "no istiod") {
 		t.Errorf("fallback not explained: out %q, note %q", out.String(), st.IstiodNote)
 	}
+}
+
+func noCap(context.Context, string, string) (string, error) {
+	return "", fmt.Errorf("%w: this process lacks CAP_NET_ADMIN (run as root, or grant it with `setcap cap_net_admin+ep`)", errNoRoute)
 }
 
 func TestSetupPodRangeKeepsItsRange(t *testing.T) {
 	st := &State{Dir: t.TempDir(), Ports: map[string]int{}, PodRange: "10.244.128.0/19"}
 	var preferred string
 	claim := func(_ context.Context, _, prefer string) (string, error) { preferred = prefer; return prefer, nil }
-	mode, err := setupPodRange(t.Context(), io.Discard, st, IstiodReal, claim)
+	mode, err := setupPodRange(t.Context(), io.Discard, st, false, claim)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,53 +17,34 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// istiodMode settles what answers Istio's webhooks: the caller's choice,
-// else what a sandbox that ran before recorded (a plain `sandbox up` must not
-// switch a running sandbox's mode), else EnvIstiod, else the stand-in.
-func istiodMode(opts Options, st *State) (string, error) {
-	mode := opts.Istiod
-	if mode == "" {
-		mode = st.Istiod
-	}
-	if mode == "" {
-		mode = os.Getenv(EnvIstiod)
-	}
-	if mode == "" {
-		mode = IstiodStandIn
-	}
-	if mode != IstiodStandIn && mode != IstiodReal {
-		return "", fmt.Errorf("failed to choose istiod mode %q: want %q or %q", mode, IstiodStandIn, IstiodReal)
-	}
-	return mode, nil
-}
-
-// setupPodRange gives the sandbox its pod range for mode and returns the
-// mode it can honour. Real mode claims a routed range; when this host cannot
-// route (no CAP_NET_ADMIN, no `ip`), it says so on out and falls back to the
-// stand-in, which needs no route. A stand-in sandbox that held a route (it
-// ran in real mode before) gives it back.
+// setupPodRange claims a routed pod range for the sandbox, so istiod pods can
+// be real processes (IstiodReal), and returns the mode it can honour. When
+// this host cannot route (no CAP_NET_ADMIN, no `ip`) it fails with what is
+// missing and how to get it, unless allowNone: then the sandbox runs with no
+// istiod (IstiodNone), says why on out and in State.IstiodNote, and gives back
+// a route an earlier Up held.
 //
 // claim is claimRoutedRange; tests pass a host without the capability.
-func setupPodRange(ctx context.Context, out io.Writer, st *State, mode string, claim func(ctx context.Context, dir, prefer string) (string, error)) (string, error) {
+func setupPodRange(ctx context.Context, out io.Writer, st *State, allowNone bool, claim func(ctx context.Context, dir, prefer string) (string, error)) (string, error) {
 	st.IstiodNote = ""
-	if mode == IstiodReal {
-		prefer := ""
-		if slices.Contains(RoutedPodRanges(), st.PodRange) {
-			prefer = st.PodRange
-		}
-		cidr, err := claim(ctx, st.Dir, prefer)
-		switch {
-		case errors.Is(err, errNoRoute):
-			st.IstiodNote = fmt.Sprintf("real istiod asked for, but kwok's pod addresses cannot be routed to lo: %v; "+
-				"running the stand-in injector instead (pods are not processes)", err)
-			fmt.Fprintf(out, "sandbox: %s\n", st.IstiodNote)
-			mode = IstiodStandIn
-		case err != nil:
-			return "", err
-		default:
-			st.PodRange, st.PodRouted = cidr, true
-			return mode, saveState(st)
-		}
+	prefer := ""
+	if slices.Contains(RoutedPodRanges(), st.PodRange) {
+		prefer = st.PodRange
+	}
+	cidr, err := claim(ctx, st.Dir, prefer)
+	switch {
+	case errors.Is(err, errNoRoute) && !allowNone:
+		return "", fmt.Errorf("failed to start sandbox %q: it runs real istiod for every installed Istio revision, "+
+			"bound to its pod's address, which needs kwok's pod range routed to lo: %w", st.Dir, err)
+	case errors.Is(err, errNoRoute):
+		st.IstiodNote = fmt.Sprintf("no istiod: kwok's pod addresses cannot be routed to lo (%v), "+
+			"so nothing answers Istio's webhooks and an Istio install never becomes ready", err)
+		fmt.Fprintf(out, "sandbox: %s\n", st.IstiodNote)
+	case err != nil:
+		return "", err
+	default:
+		st.PodRange, st.PodRouted = cidr, true
+		return IstiodReal, saveState(st)
 	}
 	if st.PodRouted {
 		if err := releaseRoutedRange(ctx, st.Dir, st.PodRange); err != nil {
@@ -72,9 +53,9 @@ func setupPodRange(ctx context.Context, out io.Writer, st *State, mode string, c
 		st.PodRouted = false
 	}
 	if st.PodRange == "" || slices.Contains(RoutedPodRanges(), st.PodRange) {
-		st.PodRange = standInPodRange
+		st.PodRange = unroutedPodRange
 	}
-	return mode, saveState(st)
+	return IstiodNone, saveState(st)
 }
 
 // planKwokBlock picks the block kwok hands addresses from at this start (see

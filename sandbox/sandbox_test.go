@@ -40,7 +40,7 @@ func fakeInjector() int {
 	if err := os.WriteFile(filepath.Join(dir, "injector-env"), []byte(env), 0o644); err != nil {
 		return 1
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv(sandbox.EnvInjectorPort))
+	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv(sandbox.EnvRunnerPort))
 	if err != nil {
 		return 1
 	}
@@ -195,18 +195,18 @@ func TestSandboxLifecycle(t *testing.T) {
 		}
 	})
 
-	t.Run("injector gets its port and environment", func(t *testing.T) {
-		t.Setenv(fakeInjectorEnv, "1") // inherited by the injector: this test binary plays it
+	t.Run("istiod runner gets its port and environment", func(t *testing.T) {
+		t.Setenv(fakeInjectorEnv, "1") // inherited by the runner process: this test binary plays it
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
 		withInjector, err := sandbox.Up(ctx, sandbox.Options{
-			Dir: dir, BinDir: bins, Out: testWriter{t}, Injector: []string{os.Args[0], "-test.run=^$"},
+			Dir: dir, BinDir: bins, Out: testWriter{t}, Runner: []string{os.Args[0], "-test.run=^$"},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p := pids(withInjector)["injector"]; p == 0 || !withInjector.Healthy {
-			t.Fatalf("injector not running: %+v", withInjector)
+		if p := pids(withInjector)["istiod-runner"]; p == 0 || !withInjector.Healthy {
+			t.Fatalf("istiod runner not running: %+v", withInjector)
 		}
 		got, err := os.ReadFile(filepath.Join(dir, "injector-env"))
 		if want := withInjector.Kubeconfig + " " + dir; err != nil || string(got) != want {

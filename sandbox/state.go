@@ -20,37 +20,34 @@ const (
 	PortKCM       = "kube-controller-manager"
 	PortScheduler = "kube-scheduler"
 	PortKwok      = "kwok"
-	PortInjector  = "injector"
+	PortRunner    = "injector" // the istiod runner's; named before it replaced the stand-in injector
 )
 
 // portNames lists every port a sandbox reserves at its first Up.
 func portNames() []string {
-	return []string{PortEtcd, PortEtcdPeer, PortAPIServer, PortKCM, PortScheduler, PortKwok, PortInjector}
+	return []string{PortEtcd, PortEtcdPeer, PortAPIServer, PortKCM, PortScheduler, PortKwok, PortRunner}
 }
 
-// Env names passed to the injector process.
+// Env names passed to the istiod runner process (see Options.Runner).
 const (
-	EnvDir          = "MESHROLL_SANDBOX_DIR"
-	EnvInjectorPort = "MESHROLL_INJECTOR_PORT"
-	// EnvIstiod selects what answers Istio's webhooks (IstiodStandIn or
-	// IstiodReal). Up reads it when Options.Istiod is empty, so
-	// `MESHROLL_SANDBOX_ISTIOD=real meshroll sandbox up` opts in without a
-	// flag, and passes the mode it settled on to the injector process.
-	EnvIstiod = "MESHROLL_SANDBOX_ISTIOD"
+	EnvDir        = "MESHROLL_SANDBOX_DIR"
+	EnvRunnerPort = "MESHROLL_ISTIOD_RUNNER_PORT"
 )
 
-// What answers Istio's webhooks in a sandbox.
+// What answers Istio's webhooks in a sandbox (State.Istiod).
 const (
-	// IstiodStandIn is meshroll's stand-in injector (package
-	// sandbox/injector): Istio's webhooks are rewritten to a loopback URL
-	// and pods are never processes. The default, for now.
-	IstiodStandIn = "stand-in"
 	// IstiodReal runs a real pilot-discovery, built from Istio's module, for
 	// every istiod pod (package sandbox/istiod), bound to the pod's own
 	// address: Istio's objects stay exactly as rendered. It needs the pod
-	// range routed to lo (CAP_NET_ADMIN); without it Up falls back to
-	// IstiodStandIn and says why.
+	// range routed to lo (CAP_NET_ADMIN). It is the only mode a sandbox that
+	// can run pods offers.
 	IstiodReal = "real"
+	// IstiodNone is the fallback of a host that cannot route the pod range
+	// (no CAP_NET_ADMIN, no `ip`), taken only when Options.AllowNoIstiod
+	// says so: the cluster runs, pods are kwok's, but nothing answers Istio's
+	// webhooks, so an Istio install never becomes ready there.
+	// State.IstiodNote says what is missing.
+	IstiodNone = "none"
 )
 
 // Options configures Up. The zero value starts a three-node sandbox in DefaultDir.
@@ -64,20 +61,23 @@ type Options struct {
 	Out io.Writer
 	// BinDir holds prebuilt binaries; "" means EnsureBinaries.
 	BinDir string
-	// Injector is the argv of an optional extra process, started once the apiserver is ready and
-	// stopped first by Down. It gets MESHROLL_SANDBOX_DIR, KUBECONFIG and MESHROLL_INJECTOR_PORT
-	// (a free port, also in State.Ports["injector"]) in its environment, and must listen on that
-	// port on 127.0.0.1: Up waits for it to accept connections.
-	Injector []string
+	// Runner is the argv of the istiod runner process (package
+	// sandbox/istiod; the CLI's hidden `meshroll sandbox istiod run`),
+	// started once the apiserver is ready and stopped first by Down. It gets
+	// MESHROLL_SANDBOX_DIR, KUBECONFIG and MESHROLL_INJECTOR_PORT (a free
+	// port, also in State.Ports["injector"]) in its environment, and must
+	// listen on that port on 127.0.0.1: Up waits for it to accept
+	// connections. Empty when the caller runs the runner itself (sandboxtest
+	// runs it in the test binary).
+	Runner []string
 	// APIOnly starts only etcd and kube-apiserver, with no nodes: objects stay
 	// exactly as written because no controller, scheduler or kwok acts on
 	// them. Benchmarks of reads at scale use it; it is no cluster to roll out on.
 	APIOnly bool
-	// Istiod is IstiodStandIn or IstiodReal; "" keeps what a running sandbox
-	// recorded, else reads EnvIstiod, else IstiodStandIn. In real mode Up
-	// claims a routed pod range (RoutedPodRanges) before kwok starts and,
-	// when Injector is set, starts that process with EnvIstiod=real.
-	Istiod string
+	// AllowNoIstiod lets Up start a sandbox with no istiod (IstiodNone) on
+	// a host that cannot route the pod range to lo, instead of failing with
+	// what is missing. Test packages that never install Istio run there.
+	AllowNoIstiod bool
 	// PodStartDelay holds every pod but istiod's for a while before kwok
 	// makes it Ready (see PodStartDelay); zero starts pods at once. Up
 	// restarts kwok when it differs from the running sandbox's.
@@ -95,7 +95,7 @@ type State struct {
 	BinDir string `json:"binDir"`
 	// Ports maps the Port* names to the loopback ports picked at the first Up.
 	Ports map[string]int `json:"ports"`
-	// Processes are the components (and injector) in start order.
+	// Processes are the components (and the istiod runner) in start order.
 	Processes []Process `json:"processes"`
 	// Nodes is the number of fake nodes requested so far.
 	Nodes int `json:"nodes"`
@@ -103,10 +103,11 @@ type State struct {
 	NodesReady int `json:"nodesReady"`
 	// Healthy is true when every recorded process runs and answers its health check.
 	Healthy bool `json:"healthy"`
-	// Istiod is what answers Istio's webhooks (IstiodStandIn or IstiodReal).
+	// Istiod is what answers Istio's webhooks: IstiodReal, or IstiodNone on
+	// a host that cannot route the pod range.
 	Istiod string `json:"istiod,omitempty"`
-	// IstiodNote says why the last Up ran the stand-in although real istiod
-	// was asked for (no CAP_NET_ADMIN, …); empty otherwise.
+	// IstiodNote says why the last Up runs no istiod (no CAP_NET_ADMIN, …);
+	// empty otherwise.
 	IstiodNote string `json:"istiodNote,omitempty"`
 	// PodRange is the range kwok hands pod addresses from; in real mode one
 	// of RoutedPodRanges, claimed by this sandbox alone.
@@ -265,3 +266,7 @@ func assignPorts(ports map[string]int) error {
 	}
 	return nil
 }
+
+// RunnerProcessName is the name State.Processes gives the istiod runner
+// process (Options.Runner).
+const RunnerProcessName = "istiod-runner"

@@ -47,12 +47,9 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		return nil, fmt.Errorf("failed to use binaries %q: %w", binDir, err)
 	}
 	st.BinDir = binDir
-	mode, err := istiodMode(opts, st)
-	if err != nil {
-		return nil, err
-	}
+	mode := st.Istiod
 	if !opts.APIOnly {
-		if mode, err = setupPodRange(ctx, out, st, mode, claimRoutedRangeWaiting(out)); err != nil {
+		if mode, err = setupPodRange(ctx, out, st, opts.AllowNoIstiod, claimRoutedRangeWaiting(out)); err != nil {
 			return st, err
 		}
 	}
@@ -119,26 +116,19 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	if err := ensureRunning(ctx, out, st, comps[2:]); err != nil {
 		return st, err
 	}
-	if len(opts.Injector) > 0 {
-		if p := st.process(nameInjector); p != nil && st.Istiod != mode {
-			// The injector process serves one mode; a switch restarts it.
-			if err := stopProcess(ctx, *p); err != nil {
-				return st, err
-			}
-		}
-		injector := component{
-			name: nameInjector,
-			args: opts.Injector,
+	if len(opts.Runner) > 0 && mode == IstiodReal {
+		runner := component{
+			name: nameRunner,
+			args: opts.Runner,
 			env: []string{
 				EnvDir + "=" + dir,
 				"KUBECONFIG=" + st.Kubeconfig,
-				EnvInjectorPort + "=" + strconv.Itoa(st.Ports[PortInjector]),
-				EnvIstiod + "=" + mode,
+				EnvRunnerPort + "=" + strconv.Itoa(st.Ports[PortRunner]),
 			},
-			probe:   pr.probeFor(nameInjector),
-			timeout: injectorTimeout,
+			probe:   pr.probeFor(nameRunner),
+			timeout: runnerTimeout,
 		}
-		if err := ensureRunning(ctx, out, st, []component{injector}); err != nil {
+		if err := ensureRunning(ctx, out, st, []component{runner}); err != nil {
 			return st, err
 		}
 	}
@@ -156,8 +146,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			return st, fmt.Errorf("%w\n%s", err, logTail(logPath(dir, nameKCM), 20))
 		}
 	}
-	if len(opts.Injector) == 0 {
-		st.dropDead(nameInjector) // an injector from an earlier Up that was not asked for again
+	if len(opts.Runner) == 0 || mode != IstiodReal {
+		st.dropDead(nameRunner) // a runner from an earlier Up that was not asked for again
 	}
 	if err := st.refresh(ctx, pr); err != nil {
 		return st, err

@@ -75,6 +75,18 @@ func (o *demoOptions) run(ctx context.Context, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	// The sandbox runs a real istiod for each revision, built from Istio's
+	// module on first use (minutes cold): build it here, where the wait is
+	// explained, not inside an install's readiness timeout.
+	for _, v := range []string{o.version, o.upgradeTo} {
+		if v == "" {
+			continue
+		}
+		step(log, "istiod %s: pilot-discovery from Istio's module (cached after the first build)", v)
+		if _, err := sandbox.EnsurePilotDiscovery(ctx, v, log); err != nil {
+			return err
+		}
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", st.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("failed to load sandbox kubeconfig: %w", err)

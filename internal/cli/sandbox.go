@@ -2,18 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshroll/meshroll/sandbox"
-	"github.com/meshroll/meshroll/sandbox/injector"
 )
 
 // sandboxOptions binds the flags shared by the sandbox commands.
@@ -26,18 +21,19 @@ func (o *sandboxOptions) bind(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&o.dir, "dir", sandbox.DefaultDir(), "sandbox state directory (certs, data, logs)")
 }
 
-// upOptions starts the sandbox with meshroll's own injector as its extra
-// process, so Istio's real webhooks have something to call.
+// upOptions starts the sandbox with `meshroll sandbox istiod run` as its
+// istiod runner process: a real istiod for every istiod pod, answering
+// Istio's webhooks as rendered.
 func (o *sandboxOptions) upOptions(cmd *cobra.Command) (sandbox.Options, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return sandbox.Options{}, fmt.Errorf("failed to locate the meshroll binary for the sandbox injector: %w", err)
+		return sandbox.Options{}, fmt.Errorf("failed to locate the meshroll binary for the sandbox's istiod runner: %w", err)
 	}
 	return sandbox.Options{
-		Dir:      o.dir,
-		Nodes:    o.nodes,
-		Out:      cmd.ErrOrStderr(),
-		Injector: []string{exe, "sandbox", "injector", "--dir", o.dir},
+		Dir:    o.dir,
+		Nodes:  o.nodes,
+		Out:    cmd.ErrOrStderr(),
+		Runner: []string{exe, "sandbox", "istiod", "run", "--dir", o.dir},
 	}, nil
 }
 
@@ -45,7 +41,7 @@ func newSandboxCmd() *cobra.Command {
 	o := &sandboxOptions{}
 	cmd := &cobra.Command{
 		Use:   "sandbox",
-		Short: "Run a real local Kubernetes control plane (kube-apiserver, etcd, kwok) on 127.0.0.1",
+		Short: "Run a real local Kubernetes control plane (kube-apiserver, etcd, kwok) and real istiod on 127.0.0.1",
 	}
 	o.bind(cmd)
 	up := &cobra.Command{
@@ -136,34 +132,8 @@ func newSandboxCmd() *cobra.Command {
 	}
 	build.Flags().BoolVar(&withIstioctl, "istioctl", false,
 		"also build istioctl "+strings.Join(sandbox.IstioctlReleases(), " and ")+" from Istio's module (the parity tests run them)")
-	cmd.AddCommand(up, down, status, kubeconfig, build, newInjectorCmd(o))
+	cmd.AddCommand(up, down, status, kubeconfig, build)
 	return cmd
-}
-
-// newInjectorCmd is the sandbox's injector process; `sandbox up` starts it.
-func newInjectorCmd(o *sandboxOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:    "injector",
-		Short:  "Serve Istio sidecar injection for the sandbox (started by `sandbox up`)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			port, err := strconv.Atoi(os.Getenv("MESHROLL_INJECTOR_PORT"))
-			if err != nil || port <= 0 {
-				return fmt.Errorf("MESHROLL_INJECTOR_PORT is not set: the injector is started by `meshroll sandbox up`")
-			}
-			cfg, err := clientcmd.BuildConfigFromFlags("", sandbox.KubeconfigPath(o.dir))
-			if err != nil {
-				return fmt.Errorf("failed to load sandbox kubeconfig: %w", err)
-			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			return injector.Run(cmd.Context(), cfg, injector.Options{
-				Addr:    fmt.Sprintf("127.0.0.1:%d", port),
-				CertDir: filepath.Join(o.dir, "injector"),
-				Logger:  log,
-			})
-		},
-	}
 }
 
 func printSandboxStatus(w *tabwriter.Writer, st *sandbox.State) error {

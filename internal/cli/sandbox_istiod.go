@@ -2,33 +2,64 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshroll/meshroll/sandbox"
 	"github.com/meshroll/meshroll/sandbox/istiod"
 )
 
 // withSandboxIstiod adds `sandbox istiod` to the sandbox command. It is kept
-// apart from sandbox.go (and hooked in from root.go) while that file is being
-// reworked; it belongs beside `sandbox up`, where an `--istiod real` flag
-// should replace the MESHROLL_SANDBOX_ISTIOD variable.
+// apart from sandbox.go (and hooked in from root.go).
 func withSandboxIstiod(sandboxCmd *cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "istiod",
-		Short: "Real istiod in the sandbox (opt in with MESHROLL_SANDBOX_ISTIOD=real meshroll sandbox up)",
-		Long: "In real-istiod mode the sandbox routes its pod addresses to lo and runs, for every istiod pod, a real\n" +
-			"pilot-discovery built from Istio's module and bound to the pod's address, so Istio's webhooks are\n" +
-			"answered by istiod itself. Start it with `MESHROLL_SANDBOX_ISTIOD=real meshroll sandbox up` (needs\n" +
-			"CAP_NET_ADMIN; without it the sandbox says why and runs the stand-in injector).",
+		Short: "The sandbox's real istiods (pilot-discovery built from Istio's module, one per istiod pod)",
+		Long: "The sandbox routes its pod addresses to lo and runs, for every istiod pod, a real pilot-discovery\n" +
+			"built from Istio's module and bound to the pod's address, so Istio's webhooks are answered by istiod\n" +
+			"itself, exactly as its charts render them. `meshroll sandbox up` starts it (needs CAP_NET_ADMIN: run as\n" +
+			"root, or `setcap cap_net_admin+ep` the meshroll binary).",
 	}
-	cmd.AddCommand(newSandboxIstiodBuildCmd(), newSandboxIstiodListCmd())
+	cmd.AddCommand(newSandboxIstiodBuildCmd(), newSandboxIstiodListCmd(), newSandboxIstiodRunCmd())
 	sandboxCmd.AddCommand(cmd)
 	return sandboxCmd
+}
+
+// newSandboxIstiodRunCmd is the sandbox's istiod runner process; `sandbox up`
+// starts it with the port to answer its health check on.
+func newSandboxIstiodRunCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "run",
+		Short:  "Run a real istiod for every istiod pod of the sandbox (started by `sandbox up`)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			port, err := strconv.Atoi(os.Getenv(sandbox.EnvRunnerPort))
+			if err != nil || port <= 0 {
+				return fmt.Errorf("%s is not set: the istiod runner is started by `meshroll sandbox up`", sandbox.EnvRunnerPort)
+			}
+			dir, err := cmd.Flags().GetString("dir")
+			if err != nil {
+				return err
+			}
+			cfg, err := clientcmd.BuildConfigFromFlags("", sandbox.KubeconfigPath(dir))
+			if err != nil {
+				return fmt.Errorf("failed to load sandbox kubeconfig %q: %w", sandbox.KubeconfigPath(dir), err)
+			}
+			return istiod.Run(cmd.Context(), cfg, istiod.Options{
+				Dir:    dir,
+				Addr:   fmt.Sprintf("127.0.0.1:%d", port),
+				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
+			})
+		},
+	}
 }
 
 func newSandboxIstiodBuildCmd() *cobra.Command {
@@ -75,14 +106,9 @@ func newSandboxIstiodListCmd() *cobra.Command {
 				return err
 			}
 			if st.Istiod != sandbox.IstiodReal {
-				note := ""
-				if st.IstiodNote != "" {
-					note = " (" + st.IstiodNote + ")"
-				}
-				return fmt.Errorf("the sandbox in %s runs the stand-in injector, not real istiod%s: "+
-					"start it with `MESHROLL_SANDBOX_ISTIOD=real meshroll sandbox up`", st.Dir, note)
+				return fmt.Errorf("the sandbox in %s runs no istiod (%s): start it with `meshroll sandbox up`", st.Dir, st.IstiodNote)
 			}
-			ins, err := istiod.List(cmd.Context(), "127.0.0.1:"+strconv.Itoa(st.Ports[sandbox.PortInjector]))
+			ins, err := istiod.List(cmd.Context(), "127.0.0.1:"+strconv.Itoa(st.Ports[sandbox.PortRunner]))
 			if err != nil {
 				return err
 			}

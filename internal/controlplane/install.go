@@ -18,7 +18,6 @@ import (
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/manifest"
 	"github.com/meshroll/meshroll/internal/plan"
-	"github.com/meshroll/meshroll/sandbox/injector"
 )
 
 // Clients are the API clients an install needs.
@@ -78,9 +77,6 @@ func Install(ctx context.Context, c Clients, opts InstallOptions) (*Result, erro
 		}
 	} else {
 		objs = deepCopy(objs)
-	}
-	if err := adaptToSandbox(ctx, c.Kube, objs); err != nil {
-		return nil, err
 	}
 	crds, rest := manifest.Split(objs)
 	namespaces := namespacesFor(rest)
@@ -203,22 +199,6 @@ func waitInjector(ctx context.Context, kc kubernetes.Interface, rev string, time
 	})
 	if err != nil {
 		return fmt.Errorf("failed to wait for injector webhook %q within %s: %w", name, timeout, err)
-	}
-	return nil
-}
-
-// adaptToSandbox points Istio's webhooks at the sandbox injector when the
-// cluster is meshroll's sandbox (which has no istiod to answer them); on a real
-// cluster it changes nothing.
-func adaptToSandbox(ctx context.Context, kc kubernetes.Interface, objs []*unstructured.Unstructured) error {
-	ep, found, err := injector.LoadEndpoint(ctx, kc)
-	if err != nil || !found {
-		return err
-	}
-	for _, o := range objs {
-		if _, err := injector.Rewrite(o, ep); err != nil {
-			return err
-		}
 	}
 	return nil
 }

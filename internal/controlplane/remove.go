@@ -189,7 +189,7 @@ func VerifyRemoved(ctx context.Context, kc kubernetes.Interface, ns, rev string)
 	for _, w := range mwcs.Items {
 		targets := make([]string, 0, len(w.Webhooks))
 		for _, wh := range w.Webhooks {
-			targets = append(targets, serviceTarget(w.Annotations, wh.ClientConfig.Service))
+			targets = append(targets, serviceTarget(wh.ClientConfig.Service))
 		}
 		if why := dangling(w.Labels, targets, rev, svc); why != "" {
 			left = append(left, "MutatingWebhookConfiguration "+w.Name+" "+why)
@@ -202,7 +202,7 @@ func VerifyRemoved(ctx context.Context, kc kubernetes.Interface, ns, rev string)
 	for _, w := range vwcs.Items {
 		targets := make([]string, 0, len(w.Webhooks))
 		for _, wh := range w.Webhooks {
-			targets = append(targets, serviceTarget(w.Annotations, wh.ClientConfig.Service))
+			targets = append(targets, serviceTarget(wh.ClientConfig.Service))
 		}
 		if why := dangling(w.Labels, targets, rev, svc); why != "" {
 			left = append(left, "ValidatingWebhookConfiguration "+w.Name+" "+why)
@@ -228,16 +228,10 @@ func dangling(labels map[string]string, targets []string, rev, svc string) strin
 	return ""
 }
 
-// serviceTarget returns the "ns/name" Service a webhook calls: its
-// clientConfig.service, or, for the sandbox's loopback URLs, the Service
-// recorded in the inventory.AnnotationWebhookService annotation.
-func serviceTarget(annotations map[string]string, s *admissionv1.ServiceReference) string {
-	if s != nil {
-		return s.Namespace + "/" + s.Name
+// serviceTarget returns the "ns/name" Service a webhook calls, "" for a URL.
+func serviceTarget(s *admissionv1.ServiceReference) string {
+	if s == nil {
+		return ""
 	}
-	t := annotations[inventory.AnnotationWebhookService]
-	if i := strings.IndexByte(t, ':'); i >= 0 {
-		t = t[:i]
-	}
-	return t
+	return s.Namespace + "/" + s.Name
 }

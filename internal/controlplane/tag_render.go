@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
 )
 
@@ -193,22 +192,13 @@ func renderDefaultValidator(ctx context.Context, r istio.RenderOptions) (*unstru
 
 // adoptValidatorTarget points the default validator at the revision's own
 // validator (client config and caBundle). Without one (istioctl tolerates
-// that) the rendered Service target stays, adapted to the sandbox if any.
+// that) the rendered Service target stays.
 func adoptValidatorTarget(ctx context.Context, kc kubernetes.Interface, vwc *admissionv1.ValidatingWebhookConfiguration, r istio.RenderOptions) error {
 	srcName := validatorWebhookName(r.Revision, r.Namespace)
 	src, err := kc.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, srcName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		// The injector's record of its Service is not the validator's.
-		delete(vwc.Annotations, inventory.AnnotationWebhookService)
-		obj, err := toUnstructured(vwc)
-		if err != nil {
-			return err
-		}
-		if err := adaptToSandbox(ctx, kc, []*unstructured.Unstructured{obj}); err != nil {
-			return err
-		}
-		return fromUnstructured(obj, vwc)
+		return nil
 	case err != nil:
 		return fmt.Errorf("failed to get validating webhook %q: %w", srcName, err)
 	default:
@@ -296,21 +286,13 @@ func AdoptInjectorClientConfig(tag, injector *admissionv1.MutatingWebhookConfigu
 }
 
 // AdoptValidatorClientConfig gives the default validator's webhooks the
-// client config of the revision's own validator; the sandbox's record of the
-// Service it names comes along.
+// client config of the revision's own validator.
 func AdoptValidatorClientConfig(vwc, src *admissionv1.ValidatingWebhookConfiguration) error {
 	if len(src.Webhooks) == 0 {
 		return fmt.Errorf("failed to read validating webhook %q: it has no webhooks", src.Name)
 	}
 	for i := range vwc.Webhooks {
 		vwc.Webhooks[i].ClientConfig = *src.Webhooks[0].ClientConfig.DeepCopy()
-	}
-	delete(vwc.Annotations, inventory.AnnotationWebhookService)
-	if v, ok := src.Annotations[inventory.AnnotationWebhookService]; ok {
-		if vwc.Annotations == nil {
-			vwc.Annotations = map[string]string{}
-		}
-		vwc.Annotations[inventory.AnnotationWebhookService] = v
 	}
 	return nil
 }

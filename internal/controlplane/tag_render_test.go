@@ -11,12 +11,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
 )
 
 func TestAdoptInjectorClientConfig(t *testing.T) {
-	url := "https://127.0.0.1:9443/inject/rev/1-24-2"
+	url := "https://istiod.example:15017/inject"
 	ifNeeded := admissionv1.IfNeededReinvocationPolicy
 	injector := &admissionv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "istio-sidecar-injector-1-24-2"},
@@ -54,7 +53,6 @@ func TestAdoptInjectorClientConfig(t *testing.T) {
 // tag's webhook takes the injector's labels and annotations as istioctl does
 // and carries no installer label, so `istioctl uninstall --purge` spares it.
 func TestTagWebhookMetadata(t *testing.T) {
-	url := "https://127.0.0.1:9443/inject/rev/1-24-2"
 	injector := &admissionv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "istio-sidecar-injector-1-24-2",
@@ -63,12 +61,12 @@ func TestTagWebhookMetadata(t *testing.T) {
 				istio.LabelOperatorComponent: "Pilot", "install.operator.istio.io/owning-resource": "unknown",
 			},
 			Annotations: map[string]string{
-				inventory.AnnotationWebhookService: "istio-system/istiod-1-24-2:443/inject",
-				lastAppliedAnnotation:              "{}",
-				"example.com/note":                 "kept",
+				"sidecar.istio.io/note": "from the install",
+				lastAppliedAnnotation:   "{}",
+				"example.com/note":      "kept",
 			},
 		},
-		Webhooks: []admissionv1.MutatingWebhook{{Name: "rev.namespace.sidecar-injector.istio.io", ClientConfig: admissionv1.WebhookClientConfig{URL: &url}}},
+		Webhooks: []admissionv1.MutatingWebhook{{Name: "rev.namespace.sidecar-injector.istio.io", ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{Namespace: "istio-system", Name: "istiod-1-24-2"}}}},
 	}
 	rendered := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
@@ -87,7 +85,7 @@ func TestTagWebhookMetadata(t *testing.T) {
 	if diff := cmp.Diff(wantLabels, out.GetLabels()); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
-	wantAnn := map[string]string{inventory.AnnotationWebhookService: "istio-system/istiod-1-24-2:443/inject", "example.com/note": "kept"}
+	wantAnn := map[string]string{"sidecar.istio.io/note": "from the install", "example.com/note": "kept"}
 	if diff := cmp.Diff(wantAnn, out.GetAnnotations()); diff != "" {
 		t.Errorf("annotations (-want +got):\n%s", diff)
 	}

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/istio"
-	"github.com/meshroll/meshroll/sandbox/injector"
 )
 
 // MeshOptions describe the whole demo mesh: the Istio release installed
@@ -43,9 +41,6 @@ func Mesh(ctx context.Context, c controlplane.Clients, opts MeshOptions) (*Plan,
 	if err != nil {
 		return nil, err
 	}
-	if err := waitInjector(ctx, c); err != nil {
-		return nil, err
-	}
 	fmt.Fprintf(log, "==> installing Istio %s as revision %s from its Helm charts (CRDs first)\n", opts.Version, rev)
 	res, err := controlplane.Install(ctx, c, controlplane.InstallOptions{
 		Render: istio.RenderOptions{Version: opts.Version, Revision: rev, Components: []istio.Component{istio.Base, istio.Istiod}},
@@ -66,15 +61,4 @@ func Mesh(ctx context.Context, c controlplane.Clients, opts MeshOptions) (*Plan,
 		return nil, err
 	}
 	return plan, nil
-}
-
-// waitInjector waits for the sandbox injector's endpoint when the cluster is
-// a sandbox: installing Istio before it is published would leave webhooks
-// pointing at an istiod that does not run there. The demo only runs on the
-// sandbox, so a cluster without the endpoint is an error here.
-func waitInjector(ctx context.Context, c controlplane.Clients) error {
-	if _, err := injector.WaitEndpoint(ctx, c.Kube, time.Minute); err != nil {
-		return fmt.Errorf("is this meshroll's sandbox? see the injector log under the sandbox dir's logs/: %w", err)
-	}
-	return nil
 }

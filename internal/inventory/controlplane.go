@@ -16,12 +16,6 @@ import (
 	"github.com/meshroll/meshroll/internal/istio"
 )
 
-// AnnotationWebhookService names the Service behind a webhook that uses
-// clientConfig.url ("ns/name:port/path"). The sandbox rewrites Istio's
-// Service-based webhooks to loopback URLs and records the original target
-// here, so missing-Service checks keep working there.
-const AnnotationWebhookService = "sandbox.meshroll.io/service"
-
 const (
 	kindMutating   = "MutatingWebhookConfiguration"
 	kindValidating = "ValidatingWebhookConfiguration"
@@ -121,21 +115,21 @@ func (cp *controlPlane) webhookTargets() []string {
 	var out []string
 	for _, w := range cp.mutating {
 		for _, wh := range w.Webhooks {
-			out = append(out, target(w.Annotations, wh.ClientConfig))
+			out = append(out, target(wh.ClientConfig))
 		}
 	}
 	for _, w := range cp.validating {
 		for _, wh := range w.Webhooks {
-			out = append(out, target(w.Annotations, wh.ClientConfig))
+			out = append(out, target(wh.ClientConfig))
 		}
 	}
 	return out
 }
 
 // target renders a webhook's Service as "ns/name:port/path".
-func target(annotations map[string]string, cc admissionv1.WebhookClientConfig) string {
+func target(cc admissionv1.WebhookClientConfig) string {
 	if cc.Service == nil {
-		return annotations[AnnotationWebhookService]
+		return ""
 	}
 	port := int32(443)
 	if cc.Service.Port != nil {
@@ -293,7 +287,7 @@ func (cp *controlPlane) webhooks() []Webhook {
 	add := func(kind string, m metav1.ObjectMeta, ccs []admissionv1.WebhookClientConfig) {
 		w := Webhook{Kind: kind, Name: m.Name, Revision: m.Labels[istio.LabelRev], Tag: m.Labels[istio.LabelTag], ServiceExists: true}
 		for i, cc := range ccs {
-			t := target(m.Annotations, cc)
+			t := target(cc)
 			exists := t == "" || cp.services[serviceKey(t)]
 			if i == 0 || (!exists && w.ServiceExists) {
 				w.Service, w.ServiceExists = t, exists

@@ -179,8 +179,7 @@ type Webhook struct {
 	// Revision and Tag are the istio.io/rev and istio.io/tag labels.
 	Revision string `json:"revision,omitempty"`
 	Tag      string `json:"tag,omitempty"`
-	// Service is the target as "ns/name:port/path" ("" when unknown, e.g. a
-	// URL without the sandbox.meshroll.io/service annotation).
+	// Service is the target as "ns/name:port/path" ("" for a URL).
 	Service string `json:"service,omitempty"`
 	// URL is clientConfig.url when used instead of a Service.
 	URL string `json:"url,omitempty"`

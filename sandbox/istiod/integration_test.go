@@ -32,7 +32,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(2), sandboxtest.WithRealIstiod()))
+	os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(2)))
 }
 
 // realVersion is the release whose istiod the test checks in depth and
@@ -64,7 +64,7 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len
 // on its istiod (istio/istio#35590).
 func TestRealIstiodAnswersIstioWebhooks(t *testing.T) {
 	cfg := sandboxtest.Config(t)
-	runner := istiodtest.Start(t, cfg)
+	runner := istiodtest.Start(t)
 	kube := kubernetes.NewForConfigOrDie(cfg)
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	rev := istio.RevisionName(realVersion)

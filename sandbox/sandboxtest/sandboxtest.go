@@ -6,6 +6,12 @@
 //
 //	func TestX(t *testing.T) { cs := kubernetes.NewForConfigOrDie(sandboxtest.Config(t)) … }
 //
+// Unless WithAPIOnly, the sandbox runs real istiod (package sandbox/istiod) for every Istio
+// revision a test installs: Main runs the istiod runner in the test binary, so every istiod pod
+// gets a pilot-discovery process bound to its address, answering Istio's webhooks exactly as
+// rendered. On a host that cannot route the pod range to lo (no CAP_NET_ADMIN) the sandbox runs
+// with no istiod; Main prints why, and Istiod skips the tests that need it, saying why.
+//
 // The sandbox's directory is published in MESHROLL_SANDBOX_DIR. When that variable is already set
 // before Main runs, Main reuses (and if needed starts) that sandbox and leaves it running, which
 // makes iterating on a test fast: `MESHROLL_SANDBOX_DIR=/tmp/sb go test ./...`. Binaries come from
@@ -53,7 +59,6 @@ type settings struct {
 	out     io.Writer
 	apiOnly bool
 	delay   sandbox.PodStartDelay
-	istiod  string
 }
 
 // Option changes how Main starts the sandbox.
@@ -64,13 +69,6 @@ func WithNodes(n int) Option { return func(s *settings) { s.nodes = n } }
 
 // WithAPIOnly starts only etcd and kube-apiserver (see sandbox.Options.APIOnly).
 func WithAPIOnly() Option { return func(s *settings) { s.apiOnly = true } }
-
-// WithRealIstiod starts the sandbox in real-istiod mode (sandbox.IstiodReal):
-// its pod range is routed to lo so istiod pods can run as real processes
-// (package sandbox/istiod; istiodtest.Start runs them in the test binary). On
-// a host without CAP_NET_ADMIN the sandbox falls back to the stand-in and
-// istiodtest.Start skips, saying why.
-func WithRealIstiod() Option { return func(s *settings) { s.istiod = sandbox.IstiodReal } }
 
 // WithPodStartDelay makes pods take d to start (see sandbox.PodStartDelay),
 // for tests and benchmarks of rollout timing; others keep kwok's instant start.
@@ -119,14 +117,23 @@ func Main(m *testing.M, opts ...Option) int {
 	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
-	_, err = sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: s.nodes, Out: s.out, APIOnly: s.apiOnly, PodStartDelay: s.delay, Istiod: s.istiod})
+	st, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: s.nodes, Out: s.out, APIOnly: s.apiOnly, PodStartDelay: s.delay, AllowNoIstiod: true})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandboxtest: failed to start sandbox %q: %v\n", dir, err)
 		_ = stop()
 		return 1
 	}
+	runCtx, stopRunner := context.WithCancel(context.Background())
+	if err := startIstiod(runCtx, st, s.apiOnly); err != nil {
+		stopRunner()
+		fmt.Fprintf(os.Stderr, "sandboxtest: %v\n", err)
+		_ = stop()
+		return 1
+	}
 	code := m.Run()
+	stopRunner()
+	runner.wait()
 	if err := stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "sandboxtest: %v\n", err)
 		if code == 0 {

@@ -1,8 +1,7 @@
-// Package istiodtest runs the sandbox's istiod runner inside a test binary,
-// so integration tests that install Istio get its webhooks answered by real
-// istiod without `sandbox up` starting the runner as a process of its own.
-// The package's sandbox must be started in real-istiod mode
-// (sandboxtest.WithRealIstiod).
+// Package istiodtest helps integration tests look at the real istiods of
+// their package's sandbox: sandboxtest.Main runs the sandbox's istiod runner
+// in the test binary (package sandbox/istiod), and these helpers find its
+// istiods and wait for them.
 package istiodtest
 
 import (
@@ -10,77 +9,50 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-
 	"github.com/meshroll/meshroll/sandbox"
-	"github.com/meshroll/meshroll/sandbox/injector"
 	"github.com/meshroll/meshroll/sandbox/istiod"
 	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
-// started remembers the one runner of this test binary: istiods installed by
-// one test keep serving the next, so it is started once and runs until the
-// process exits (its istiods die with it, see istiod's dieWithParent).
-var started struct {
-	sync.Once
-	runner *istiod.Runner
-	skip   string
-	err    error
-}
-
-// Start runs the istiod runner against cfg's cluster once per test binary and
-// returns it; later calls return the same runner. It skips the test, saying
-// why, when the sandbox could not start in real-istiod mode.
-func Start(tb testing.TB, cfg *rest.Config) *istiod.Runner {
+// Start returns the istiod runner that serves the package's sandbox
+// (sandboxtest.Istiod). It skips the test, saying why, when the sandbox runs
+// no istiod (a host without CAP_NET_ADMIN, an API-only sandbox).
+func Start(tb testing.TB) *istiod.Runner {
 	tb.Helper()
-	dir := sandboxtest.Dir(tb)
-	started.Do(func() { started.runner, started.skip, started.err = start(dir, cfg) })
-	if started.skip != "" {
-		tb.Skip(started.skip)
-	}
-	if started.err != nil {
-		tb.Fatalf("istiod runner: %v", started.err)
-	}
-	return started.runner
+	return sandboxtest.Istiod(tb)
 }
 
-func start(dir string, cfg *rest.Config) (*istiod.Runner, string, error) {
-	ctx := context.Background()
-	st, err := sandbox.Status(ctx, dir)
-	if err != nil {
-		return nil, "", err
-	}
+// Run runs an istiod runner for a sandbox the test started itself (not the
+// package's sandboxtest one, which already has its runner) until the test
+// ends, and returns it. It skips the test, saying why, when that sandbox
+// runs no istiod.
+func Run(tb testing.TB, st *sandbox.State) *istiod.Runner {
+	tb.Helper()
 	if st.Istiod != sandbox.IstiodReal {
-		why := st.IstiodNote
-		if why == "" {
-			why = "the package's sandbox was not started with sandboxtest.WithRealIstiod()"
-		}
-		return nil, "real istiod unavailable: " + why, nil
+		tb.Skipf("real istiod unavailable in sandbox %s: %s", st.Dir, st.IstiodNote)
 	}
-	kc, err := kubernetes.NewForConfig(cfg)
+	cfg, err := st.RESTConfig()
 	if err != nil {
-		return nil, "", err
+		tb.Fatal(err)
 	}
-	// A stand-in's endpoint would make meshroll rewrite Istio's webhooks.
-	if err := injector.Withdraw(ctx, kc); err != nil {
-		return nil, "", err
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	r, err := istiod.New(cfg, istiod.Options{Dir: dir, Logger: log})
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	r, err := istiod.New(cfg, istiod.Options{Dir: st.Dir, Logger: log})
 	if err != nil {
-		return nil, "", err
+		tb.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		if err := r.Run(ctx); err != nil {
-			log.Error("istiod runner stopped", "err", err)
+			tb.Errorf("istiod runner of sandbox %s: %v", st.Dir, err)
 		}
 	}()
-	return r, "", nil
+	tb.Cleanup(func() { cancel(); <-done })
+	return r
 }
 
 // WaitReady waits until the runner serves pod (namespace/name prefix, e.g.

@@ -25,7 +25,7 @@ import (
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/sandbox"
-	"github.com/meshroll/meshroll/sandbox/injector/injectortest"
+	"github.com/meshroll/meshroll/sandbox/istiod/istiodtest"
 	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
@@ -61,7 +61,7 @@ func newEnv(t *testing.T) *env {
 	if e.meta, err = metadata.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	injectortest.Start(t, cfg)
+	istiodtest.Start(t)
 	return e
 }
 

@@ -1,6 +1,6 @@
 // Package upgrade holds the end-to-end tests of data-plane migration: real
 // Deployments created by the real controllers, injected through Istio's real
-// webhooks by the sandbox injector, moved between two installed revisions by
+// webhooks by real istiod (built from Istio's module), moved between two installed revisions by
 // the MeshUpgrade engine. It has a sandbox of its own so that its revisions
 // and namespaces never meet the other e2e package's.
 package upgrade
@@ -28,7 +28,7 @@ import (
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/upgrade"
-	"github.com/meshroll/meshroll/sandbox/injector/injectortest"
+	"github.com/meshroll/meshroll/sandbox/istiod/istiodtest"
 	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
@@ -75,7 +75,7 @@ func newEnv(t *testing.T) *env {
 	if e.meta, err = metadata.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	injectortest.Start(t, cfg)
+	istiodtest.Start(t)
 	e.installRevisions(t)
 	return e
 }
