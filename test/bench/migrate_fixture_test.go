@@ -25,29 +25,63 @@ import (
 	"github.com/meshroll/meshroll/sandbox"
 )
 
-// Sizes of the migration sandbox and of the kubectl sample.
+// Shape of the migration sandbox and of the kubectl baseline.
 const (
-	// migrateNodes fake nodes hold 250 pods each: room for 1,000 workloads
-	// plus the surge pods of a rollout and the kubectl sample.
-	migrateNodes = 8
-	// kubectlNamespaces spread the kubectl sample.
-	kubectlNamespaces = 4
+	// podsPerNode is what sandbox nodes hold.
+	podsPerNode = 250
+	// migrateNamespaces spread each side's workloads; the kubectl side uses
+	// only the revision-labelled half of twice as many.
+	migrateNamespaces = 20
 	// kubectlParallelism is the seed's "3 workloads at a time".
 	kubectlParallelism = 3
 )
 
-// migrateSizes reads N (meshroll's workloads) from MESHROLL_BENCH_WORKLOADS
-// (default 1,000) and M (the kubectl sample) from
-// MESHROLL_BENCH_KUBECTL_WORKLOADS (default 60).
-func migrateSizes() (n, m int) {
-	n, m = 1000, 60
-	if v, err := strconv.Atoi(os.Getenv("MESHROLL_BENCH_WORKLOADS")); err == nil && v > 0 {
-		n = v
+// migrateNodes gives room for both sides' pods (one each per workload) plus
+// rollout surge and the control plane.
+func migrateNodes(workloads int) int { return (2*workloads+podsPerNode-1)/podsPerNode + 2 }
+
+// benchConfig is one migration comparison.
+type benchConfig struct {
+	workloads int                   // per side
+	delay     sandbox.PodStartDelay // how long each pod takes to start
+}
+
+// benchConfigFromEnv reads MESHROLL_BENCH_WORKLOADS (default 1,000) and
+// MESHROLL_BENCH_POD_START ("5s-15s" by default: Ready 10 s ± 5 s after
+// scheduling, what image pulls and readiness probes make of a real pod).
+func benchConfigFromEnv() (benchConfig, error) {
+	c := benchConfig{workloads: 1000, delay: sandbox.PodStartDelay{Min: 5 * time.Second, Max: 15 * time.Second}}
+	if v := os.Getenv("MESHROLL_BENCH_WORKLOADS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 {
+			return c, fmt.Errorf("invalid MESHROLL_BENCH_WORKLOADS %q: want a count of at least 2", v)
+		}
+		c.workloads = n
 	}
-	if v, err := strconv.Atoi(os.Getenv("MESHROLL_BENCH_KUBECTL_WORKLOADS")); err == nil && v > 0 {
-		m = v
+	if v := os.Getenv("MESHROLL_BENCH_POD_START"); v != "" {
+		d, err := parsePodStart(v)
+		if err != nil {
+			return c, err
+		}
+		c.delay = d
 	}
-	return n, m
+	return c, nil
+}
+
+// parsePodStart reads "10s" or "5s-15s".
+func parsePodStart(v string) (sandbox.PodStartDelay, error) {
+	lo, hi, ranged := strings.Cut(v, "-")
+	var d sandbox.PodStartDelay
+	var err1, err2 error
+	d.Min, err1 = time.ParseDuration(lo)
+	d.Max = d.Min
+	if ranged {
+		d.Max, err2 = time.ParseDuration(hi)
+	}
+	if err1 != nil || err2 != nil || d.Min < 0 || d.Max < d.Min {
+		return d, fmt.Errorf("invalid MESHROLL_BENCH_POD_START %q: want a duration (10s) or a range (5s-15s)", v)
+	}
+	return d, nil
 }
 
 // fullSandbox starts a sandbox of its own with controller-manager,
@@ -59,7 +93,7 @@ func migrateSizes() (n, m int) {
 // The returned context ends when one of the sandbox's processes dies, so a
 // sandbox killed from outside fails the benchmark at once instead of at the
 // end of a 30-minute wait.
-func fullSandbox(b *testing.B, nodes int) (context.Context, *sandbox.State) {
+func fullSandbox(b testing.TB, nodes int, delay sandbox.PodStartDelay) (context.Context, *sandbox.State) {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "meshroll-sandbox-*")
 	if err != nil {
@@ -84,11 +118,11 @@ func fullSandbox(b *testing.B, nodes int) (context.Context, *sandbox.State) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	start := time.Now()
-	st, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: nodes, Out: os.Stderr})
+	st, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, Nodes: nodes, Out: os.Stderr, PodStartDelay: delay})
 	if err != nil {
 		b.Fatalf("start migration sandbox: %v", err)
 	}
-	b.Logf("migration sandbox with %d nodes up in %s", st.NodesReady, time.Since(start).Round(time.Second))
+	progress(b, "migration sandbox with %d nodes (pod start %s) up in %s", st.NodesReady, delay, time.Since(start).Round(time.Second))
 	alive, stop := context.WithCancelCause(context.Background())
 	b.Cleanup(func() { stop(nil) }) // runs before the Down registered above
 	go watchSandbox(alive, stop, dir)
@@ -129,7 +163,7 @@ type clients struct {
 	writes *atomic.Int64
 }
 
-func newClients(b *testing.B, st *sandbox.State, count bool) *clients {
+func newClients(b testing.TB, st *sandbox.State, count bool) *clients {
 	b.Helper()
 	cfg, err := st.RESTConfig()
 	if err != nil {
@@ -171,7 +205,7 @@ func (w writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // seedPlans creates the plans and waits until every pod of all of them runs.
-func seedPlans(ctx context.Context, b *testing.B, kube kubernetes.Interface, plans ...*demo.Plan) {
+func seedPlans(ctx context.Context, b testing.TB, kube kubernetes.Interface, plans ...*demo.Plan) {
 	b.Helper()
 	start := time.Now()
 	total := 0
@@ -188,7 +222,7 @@ func seedPlans(ctx context.Context, b *testing.B, kube kubernetes.Interface, pla
 			b.Fatal(err)
 		}
 	}
-	b.Logf("seeded %d workloads in %s", total, time.Since(start).Round(time.Second))
+	progress(b, "seeded %d workloads in %s", total, time.Since(start).Round(time.Second))
 }
 
 // revisionLabelledOnly keeps the namespaces of p labelled istio.io/rev and
@@ -223,7 +257,10 @@ type kubectlRun struct {
 // first failure. The seed's tool also reads the injector ConfigMap and every
 // pod's image before restarting; those reads are left out, which only makes
 // this baseline faster than the real one.
-func kubectlProcedure(ctx context.Context, kubectl, kubeconfig, rev string, p *demo.Plan, parallelism int) (kubectlRun, error) {
+//
+// Every 50 finished workloads it reports how far it got on report, since the
+// whole procedure takes about an hour at 1,000 workloads.
+func kubectlProcedure(ctx context.Context, kubectl, kubeconfig, rev string, p *demo.Plan, parallelism int, report func(done int, took time.Duration)) (kubectlRun, error) {
 	var (
 		res   kubectlRun
 		calls atomic.Int64
@@ -253,6 +290,7 @@ func kubectlProcedure(ctx context.Context, kubectl, kubeconfig, rev string, p *d
 		once     sync.Once
 		first    error
 		restarts atomic.Int64
+		finished atomic.Int64
 		stop     = make(chan struct{})
 	)
 	for range parallelism {
@@ -265,6 +303,11 @@ func kubectlProcedure(ctx context.Context, kubectl, kubeconfig, rev string, p *d
 				if err == nil {
 					restarts.Add(1)
 					err = run("rollout", "status", ref, "-n", w.Namespace, "--timeout=5m")
+				}
+				if err == nil {
+					if n := finished.Add(1); n%50 == 0 && report != nil {
+						report(int(n), time.Since(start))
+					}
 				}
 				if err != nil {
 					once.Do(func() { first = err; close(stop) })
@@ -286,4 +329,13 @@ feed:
 	res.writes += int(restarts.Load())
 	res.calls = int(calls.Load())
 	return res, first
+}
+
+// progress logs a line at once on stderr (a benchmark's own log shows only
+// when it ends, an hour later) and in the benchmark's log.
+func progress(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	line := fmt.Sprintf(format, args...)
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().UTC().Format("15:04:05"), line)
+	tb.Log(line)
 }
