@@ -98,7 +98,7 @@ func (c Cluster) KubeconfigFile() (path, context string, cleanup func(), err err
 //
 //	clusters:
 //	- name: prod-eu
-//	  context: prod-eu          # default: the name
+//	  context: prod-eu          # default: the name, or kubeconfig's current context
 //	  kubeconfig: ~/.kube/prod  # default: KUBECONFIG / ~/.kube/config
 //	  labels: {env: prod, region: eu}
 type File struct {
@@ -129,12 +129,21 @@ func LoadFile(path string) ([]Cluster, error) {
 		if fc.Name == "" {
 			return nil, fmt.Errorf("invalid fleet file %q: cluster #%d has no name", path, i+1)
 		}
+		// A cluster of the default kubeconfig is the context of its name;
+		// a kubeconfig file of its own is used at its current context.
 		ctx := fc.Context
-		if ctx == "" {
+		if ctx == "" && fc.Kubeconfig == "" {
 			ctx = fc.Name
 		}
+		src := "context " + ctx
+		if fc.Kubeconfig != "" {
+			src = "kubeconfig " + fc.Kubeconfig
+			if ctx != "" {
+				src += " context " + ctx
+			}
+		}
 		out = append(out, Cluster{Name: fc.Name, Labels: fc.Labels, Context: ctx, KubeconfigPath: fc.Kubeconfig,
-			Prometheus: fc.Prometheus, Source: "context " + ctx})
+			Prometheus: fc.Prometheus, Source: src})
 	}
 	return sorted(out, path)
 }

@@ -28,12 +28,14 @@ func TestLoadFile(t *testing.T) {
   context: kind-dev
   kubeconfig: /tmp/k
   labels: {env: dev}
+- name: lab
+  kubeconfig: /tmp/lab
 `)
 	cs, err := LoadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cs) != 2 || cs[0].Name != "dev" || cs[0].Context != "kind-dev" || cs[0].KubeconfigPath != "/tmp/k" || cs[1].Context != "prod" {
+	if len(cs) != 3 || cs[0].Name != "dev" || cs[0].Context != "kind-dev" || cs[0].KubeconfigPath != "/tmp/k" || cs[1].Context != "" || cs[2].Context != "prod" {
 		t.Fatalf("clusters = %+v", cs)
 	}
 	if got := Select(cs, labels.SelectorFromSet(labels.Set{"env": "prod"})); len(got) != 1 || got[0].Name != "prod" {
