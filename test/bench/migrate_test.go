@@ -14,7 +14,7 @@ import (
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/upgrade"
 	"github.com/meshroll/meshroll/sandbox"
-	"github.com/meshroll/meshroll/sandbox/injector/injectortest"
+	"github.com/meshroll/meshroll/sandbox/istiod/istiodtest"
 )
 
 const (
@@ -156,7 +156,7 @@ func compareMigrations(tb testing.TB, c benchConfig, kubectl string) migrateResu
 	n := c.workloads
 	ctx, st := fullSandbox(tb, migrateNodes(n), c.delay)
 	setup := newClients(tb, st, false)
-	injectortest.Start(tb, setup.cfg)
+	istiodtest.Run(tb, st) // real istiod answers Istio's webhooks
 	for _, v := range []string{migrateFrom, migrateTo} {
 		if _, err := controlplane.Install(ctx, setup.cp(), controlplane.InstallOptions{Render: istio.RenderOptions{Version: v, Revision: istio.RevisionName(v)}}); err != nil {
 			tb.Fatalf("install %s: %v", v, err)
