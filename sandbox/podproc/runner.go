@@ -288,20 +288,30 @@ type Instance struct {
 	Started time.Time
 	// Ready is the last readiness the runner wrote to the pod.
 	Ready bool
+	// Terminating is set once the pod went away: the process drains for the
+	// pod's grace period.
+	Terminating bool
 	// Log is the file its output goes to.
 	Log string
 }
 
-// Instances reports the processes of live pods, sorted by pod.
+// Instances reports the running processes, draining ones included, sorted
+// by pod.
 func (r *Runner) Instances() []Instance {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Instance
-	for key, in := range r.procs {
-		if in.exited() {
-			continue
+	add := func(in *instance, terminating bool) {
+		if !in.exited() {
+			out = append(out, Instance{Pod: in.spec.key, IP: in.spec.ip.String(), PID: in.cmd.Process.Pid, Started: in.started,
+				Ready: in.ready.Load(), Terminating: terminating, Log: in.log})
 		}
-		out = append(out, Instance{Pod: key, IP: in.spec.ip.String(), PID: in.cmd.Process.Pid, Started: in.started, Ready: in.ready.Load(), Log: in.log})
+	}
+	for _, in := range r.procs {
+		add(in, false)
+	}
+	for in := range r.draining {
+		add(in, true)
 	}
 	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.Pod, b.Pod) })
 	return out

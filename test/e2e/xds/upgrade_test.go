@@ -1,0 +1,252 @@
+//go:build linux
+
+package xds_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/istio"
+)
+
+// Load of the upgrade runs: two clients at 250 calls/s each (≥ 500/s, the
+// seed's Fortio rate) against three servers whose calls take 5 ms.
+const (
+	clientReplicas = 2
+	clientQPS      = 250
+	serverReplicas = 3
+	serverDelay    = "5ms"
+	// serverDrain is how long a terminating server keeps serving: the time
+	// the mesh needs to learn its endpoint is gone (endpoints controller,
+	// istiod's debounce, EDS push) with a wide margin.
+	serverDrain = "3s"
+	// quiet is the steady load measured before and after each procedure.
+	quiet = 15 * time.Second
+)
+
+// mesh is one test's servers and clients.
+type mesh struct {
+	echoNS, clientNS string
+	stats            string
+	servers, clients *appsv1.Deployment
+}
+
+// deployMesh creates the namespaces (on revision rev), servers, their
+// Service and clients, and waits until every process is ready.
+func (e *env) deployMesh(t *testing.T, prefix, rev, drain string) *mesh {
+	t.Helper()
+	m := &mesh{echoNS: prefix + "-echo", clientNS: prefix + "-client"}
+	var err error
+	if m.stats, err = os.MkdirTemp("", "meshroll-xds-"+prefix+"-*"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(m.stats) })
+	for _, ns := range []string{m.echoNS, m.clientNS} {
+		e.namespace(t, ns, map[string]string{istio.LabelRev: rev})
+	}
+	m.servers = echoServers(m.echoNS, "echo", "v1", serverReplicas, serverDelay, drain)
+	m.clients = clients(m.clientNS, m.echoNS, "echo", clientReplicas, clientQPS, m.stats)
+	e.create(t, echoService(m.echoNS, "echo", "echo"), m.servers)
+	e.waitAvailable(t, 3*time.Minute, m.servers)
+	e.create(t, m.clients)
+	e.waitAvailable(t, 3*time.Minute, m.clients)
+	e.assertProxies(t, rev, m.echoNS, m.clientNS)
+	return m
+}
+
+// assertProxies checks that every pod of the namespaces was injected by
+// revision rev with its grpc-agent template.
+func (e *env) assertProxies(t *testing.T, rev string, nss ...string) {
+	t.Helper()
+	for _, ns := range nss {
+		pods, err := e.kube.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			status := p.Annotations["sidecar.istio.io/status"]
+			if !strings.Contains(status, `"revision":"`+rev+`"`) {
+				t.Errorf("pod %s/%s: sidecar.istio.io/status = %q, want revision %s", ns, p.Name, status, rev)
+			}
+			if !grpcAgent(p) {
+				t.Errorf("pod %s/%s was not injected with the grpc-agent template (istio-proxy with ISTIO_META_GENERATOR=grpc)", ns, p.Name)
+			}
+		}
+	}
+}
+
+// grpcAgent reports whether Istio injected p with its grpc-agent template:
+// an istio-proxy container whose node metadata asks for the gRPC generator.
+func grpcAgent(p corev1.Pod) bool {
+	for _, c := range p.Spec.Containers {
+		if c.Name != "istio-proxy" {
+			continue
+		}
+		for _, e := range c.Env {
+			if e.Name == "ISTIO_META_GENERATOR" && e.Value == "grpc" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stopClients scales the clients to zero and waits until their processes
+// have written their last seconds and exited.
+func (e *env) stopClients(t *testing.T, m *mesh) load {
+	t.Helper()
+	e.scale(t, m.clientNS, m.clients.Name, 0)
+	waitFor(t, time.Minute, func(context.Context) (bool, error) {
+		for _, in := range e.runner.Instances() {
+			if strings.HasPrefix(in.Pod, m.clientNS+"/") {
+				return false, fmt.Errorf("client %s still runs", in.Pod)
+			}
+		}
+		return true, nil
+	})
+	return readLoad(t, m.stats)
+}
+
+func (e *env) scale(t *testing.T, ns, name string, replicas int32) {
+	t.Helper()
+	patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas)
+	if _, err := e.kube.AppsV1().Deployments(ns).Patch(context.WithoutCancel(t.Context()), name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// report logs the phases and the per-second series and returns the
+// summaries.
+func report(t *testing.T, l load, start time.Time, phases []phase) []summary {
+	t.Helper()
+	var out []summary
+	for _, p := range phases {
+		s := l.summarize(p)
+		t.Logf("MEASURE %s", s)
+		out = append(out, s)
+	}
+	t.Logf("per-second series (every client merged):\n%s", l.series(start, phases))
+	return out
+}
+
+// TestUpgradeLosesNoRequest is the product's promise on a real xDS data
+// plane: ≥ 500 calls/s from proxyless gRPC clients to proxyless gRPC servers,
+// all injected by istiod 1.23.2 and routed by what it pushes, through a full
+// `meshroll upgrade --to 1.24.2 --prune` (canary istiod installed, servers then
+// clients restarted onto it in waves, the default tag moved, the old istiod
+// removed): not one call fails. Servers drain on SIGTERM as a well-behaved
+// application does.
+func TestUpgradeLosesNoRequest(t *testing.T) {
+	e := newEnv(t)
+	e.install(t, fromVersion)
+	if _, err := controlplane.SetTag(t.Context(), controlplane.Clients{Kube: e.kube, Dynamic: e.dyn},
+		controlplane.TagOptions{Tag: "default", Revision: fromRev, Version: fromVersion, Overwrite: true, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.deployMesh(t, "zero", fromRev, serverDrain)
+	defer e.deleteNamespaces(t, m.echoNS, m.clientNS)
+
+	start := time.Now()
+	time.Sleep(quiet)
+	upgradeStart := time.Now()
+	reportFile := filepath.Join(m.stats, "upgrade.html")
+	out := meshroll(t, "upgrade", "--to", toVersion, "--from", fromRev, "--name", "xds-zero",
+		"--namespace-only", m.echoNS+","+m.clientNS, "--first", m.echoNS, "--waves", "1,100%",
+		"--prune", "--report", reportFile)
+	upgradeEnd := time.Now()
+	t.Logf("meshroll upgrade (%s):\n%s", upgradeEnd.Sub(upgradeStart).Round(100*time.Millisecond), out)
+	time.Sleep(quiet)
+	end := time.Now()
+	l := e.stopClients(t, m)
+
+	phases := []phase{{"before", start, upgradeStart}, {"during", upgradeStart, upgradeEnd}, {"after", upgradeEnd, end}}
+	sums := report(t, l, start, phases)
+	total, calls := 0, 0
+	for _, s := range sums {
+		total += s.fail
+		calls += s.ok + s.fail
+	}
+	if total != 0 {
+		t.Errorf("%d of %d calls failed through the upgrade; want 0", total, calls)
+	}
+	if rate := float64(calls) / end.Sub(start).Seconds(); rate < 500 {
+		t.Errorf("load was %.0f calls/s; the test needs ≥ 500", rate)
+	}
+	if sums[1].ok == 0 {
+		t.Error("no call was answered during the upgrade")
+	}
+
+	// The upgrade really happened: pods on the new revision, the old
+	// istiod gone.
+	e.assertProxies(t, toRev, m.echoNS, m.clientNS)
+	if _, err := e.kube.AppsV1().Deployments(istio.SystemNamespace).Get(t.Context(), "istiod-"+fromRev, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("istiod-%s after --prune: %v, want it removed", fromRev, err)
+	}
+}
+
+// TestRemovingOldIstiodFirstLosesRequests is the negative control of the
+// same harness: the naive order — the old istiod taken away while its
+// clients still use it, then the servers moved to the new revision — leaves
+// the clients with the endpoints they last heard of, which stop answering:
+// calls fail until the old istiod is back. If this test sees no failure, the
+// harness cannot see failures and the zero above means nothing.
+func TestRemovingOldIstiodFirstLosesRequests(t *testing.T) {
+	e := newEnv(t)
+	e.install(t, fromVersion)
+	e.install(t, toVersion)
+	m := e.deployMesh(t, "naive", fromRev, serverDrain)
+	defer e.deleteNamespaces(t, m.echoNS, m.clientNS)
+	old := "istiod-" + fromRev
+	defer e.scale(t, istio.SystemNamespace, old, 1)
+
+	start := time.Now()
+	time.Sleep(quiet)
+	naiveStart := time.Now()
+	e.scale(t, istio.SystemNamespace, old, 0)
+	waitFor(t, time.Minute, func(ctx context.Context) (bool, error) {
+		pods, err := e.kube.CoreV1().Pods(istio.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=istiod,istio.io/rev=" + fromRev})
+		return err == nil && len(pods.Items) == 0, err
+	})
+	// The servers move to the new revision: namespace relabelled, restarted.
+	nsPatch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, istio.LabelRev, toRev)
+	if _, err := e.kube.CoreV1().Namespaces().Patch(t.Context(), m.echoNS, types.MergePatchType, nsPatch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	restart := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339))
+	if _, err := e.kube.AppsV1().Deployments(m.echoNS).Patch(t.Context(), "echo", types.MergePatchType, restart, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitAvailable(t, 3*time.Minute, m.servers)
+	time.Sleep(quiet)
+	naiveEnd := time.Now()
+	e.scale(t, istio.SystemNamespace, old, 1)
+	e.waitAvailable(t, 3*time.Minute, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: istio.SystemNamespace, Name: old}})
+	time.Sleep(quiet)
+	end := time.Now()
+	l := e.stopClients(t, m)
+
+	sums := report(t, l, start, []phase{{"before", start, naiveStart}, {"naive", naiveStart, naiveEnd}, {"back", naiveEnd, end}})
+	if sums[0].fail != 0 {
+		t.Errorf("%d calls failed before anything changed; want 0", sums[0].fail)
+	}
+	if sums[1].fail == 0 {
+		t.Errorf("no call failed with the old istiod removed before its clients moved: the harness cannot see failures")
+	}
+	t.Logf("MEASURE negative control: %d of %d calls failed after the old istiod went away first (%v)",
+		sums[1].fail, sums[1].ok+sums[1].fail, sums[1].codes)
+}
