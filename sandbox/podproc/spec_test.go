@@ -21,7 +21,7 @@ func injectedPod() *corev1.Pod {
 			TerminationGracePeriodSeconds: &grace,
 			Containers: []corev1.Container{
 				{Name: "app", Image: "meshroll/xdsapp", Args: []string{"server", "--port=8080"},
-					Env: []corev1.EnvVar{{Name: "A", Value: "b"}, {Name: "ME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+					Env:            []corev1.EnvVar{{Name: "A", Value: "b"}, {Name: "ME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
 					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8081)}}}},
 				{Name: "istio-proxy", Image: "docker.io/istio/proxyv2:1.24.2", Env: []corev1.EnvVar{
 					{Name: "PROXY_CONFIG", Value: `{"discoveryAddress":"istiod-1-24-2.istio-system.svc:15012"}`},
