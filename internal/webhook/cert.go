@@ -126,6 +126,14 @@ func mergeLabels(have, ours map[string]string) map[string]string {
 // usableCert returns the Secret's key pair and CA when they can be served to
 // the hosts for longer than renewBefore.
 func usableCert(s *corev1.Secret, hosts []string, now time.Time) (tls.Certificate, []byte, error) {
+	// Verifying at now+renewBefore checks the CA and leaf lifetimes together.
+	return checkCert(s, hosts, now, now.Add(renewBefore))
+}
+
+// checkCert returns the Secret's key pair and CA when the certificate is
+// valid from now until at least until, chains to the CA bundle and names
+// every host.
+func checkCert(s *corev1.Secret, hosts []string, now, until time.Time) (tls.Certificate, []byte, error) {
 	caPEM := s.Data[CACertKey]
 	pair, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey])
 	if err != nil {
@@ -139,8 +147,7 @@ func usableCert(s *corev1.Secret, hosts []string, now time.Time) (tls.Certificat
 	if now.Before(leaf.NotBefore) {
 		return tls.Certificate{}, nil, fmt.Errorf("failed to verify certificate: not valid before %s", leaf.NotBefore)
 	}
-	// Verifying at now+renewBefore checks the CA and leaf lifetimes together.
-	opts := x509.VerifyOptions{Roots: pool, CurrentTime: now.Add(renewBefore), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	opts := x509.VerifyOptions{Roots: pool, CurrentTime: until, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	if _, err := leaf.Verify(opts); err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("failed to verify certificate: %w", err)
 	}
@@ -153,13 +160,18 @@ func usableCert(s *corev1.Secret, hosts []string, now time.Time) (tls.Certificat
 }
 
 // issueCert makes a fresh CA and a serving certificate for hosts signed by it,
-// both ECDSA P-256, and returns the PEM encodings.
+// both ECDSA P-256 and valid for a year, and returns the PEM encodings.
 func issueCert(hosts []string, now time.Time) (certPEM, keyPEM, caPEM []byte, err error) {
+	return issueCertFor(hosts, now, certValidity)
+}
+
+// issueCertFor is issueCert with a chosen validity (the Rotator's).
+func issueCertFor(hosts []string, now time.Time, validity time.Duration) (certPEM, keyPEM, caPEM []byte, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("failed to generate CA key: %w", err)
 	}
-	caTmpl, err := certTemplate(now)
+	caTmpl, err := certTemplate(now, validity)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -179,7 +191,7 @@ func issueCert(hosts []string, now time.Time) (certPEM, keyPEM, caPEM []byte, er
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("failed to generate serving key: %w", err)
 	}
-	tmpl, err := certTemplate(now)
+	tmpl, err := certTemplate(now, validity)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -208,7 +220,7 @@ func issueCert(hosts []string, now time.Time) (certPEM, keyPEM, caPEM []byte, er
 }
 
 // certTemplate is what the CA and serving certificate share.
-func certTemplate(now time.Time) (*x509.Certificate, error) {
+func certTemplate(now time.Time, validity time.Duration) (*x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return nil, fmt.Errorf("failed to generate certificate serial: %w", err)
@@ -216,7 +228,7 @@ func certTemplate(now time.Time) (*x509.Certificate, error) {
 	return &x509.Certificate{
 		SerialNumber:          serial,
 		NotBefore:             now.Add(-clockSkew),
-		NotAfter:              now.Add(certValidity),
+		NotAfter:              now.Add(validity),
 		BasicConstraintsValid: true,
 	}, nil
 }

@@ -29,6 +29,13 @@ const (
 // when not nil, is called with the bound address once the listener accepts
 // connections, so callers can register a URL without guessing the port.
 func Serve(ctx context.Context, addr string, cert tls.Certificate, h http.Handler, ready func(addr string)) error {
+	return ServeRotating(ctx, addr, NewKeeper(cert), h, ready)
+}
+
+// ServeRotating is Serve with the certificate taken from certs at every TLS
+// handshake, so a rotated certificate (Keeper.Follow, Rotator) is served
+// from the next connection on without a restart or a dropped request.
+func ServeRotating(ctx context.Context, addr string, certs *Keeper, h http.Handler, ready func(addr string)) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
@@ -40,7 +47,7 @@ func Serve(ctx context.Context, addr string, cert tls.Certificate, h http.Handle
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12},
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		// TLS handshake failures (e.g. an API server with a stale caBundle)
 		// are the main thing to diagnose here; send them to the app's logger.
