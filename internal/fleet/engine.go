@@ -48,7 +48,16 @@ type Engine struct {
 	Log io.Writer
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Backoff is the first wait before a member run that ended without a
+	// final phase is resumed (default 2 s, doubling to 30 s).
+	Backoff time.Duration
 }
+
+// refusedAfter is how many runs in a row must end in an error, with the
+// member answering and no MeshUpgrade of its own, before the member counts
+// as refusing the upgrade: a member cut off mid-install fails one run but
+// not three, while a refusal (preflight, bad flags) repeats every time.
+const refusedAfter = 3
 
 // ErrHalted and ErrRolledBack end a run that did not succeed.
 var (
@@ -206,6 +215,8 @@ type memberRun struct {
 	err     error
 	ended   time.Time
 	backoff time.Duration
+	// failures counts the runs in a row that ended in an error.
+	failures int
 }
 
 func (m *memberRun) running() bool {
@@ -291,8 +302,8 @@ func (r *runner) observe(ctx context.Context, fu *v1alpha1.FleetUpgrade, now tim
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, o := range out {
-		if m := r.runs[name]; m != nil && !m.running() && m.err != nil {
-			o.DriverErr = m.err.Error()
+		if m := r.runs[name]; m != nil && !m.running() && m.err != nil && m.failures >= refusedAfter {
+			o.DriverErr = fmt.Sprintf("%v (%d attempts)", m.err, m.failures)
 			out[name] = o
 		}
 	}
@@ -317,15 +328,18 @@ func (r *runner) ensure(ctx context.Context, fu *v1alpha1.FleetUpgrade, a Action
 		m.cancel() // a rollback replaces the upgrade run
 		<-m.done
 	}
-	backoff := 2 * time.Second
+	backoff, failures := r.e.Backoff, 0
+	if backoff <= 0 {
+		backoff = 2 * time.Second
+	}
 	if m != nil && m.kind == a.Kind {
-		backoff = min(m.backoff*2, 30*time.Second)
+		backoff, failures = min(m.backoff*2, 30*time.Second), m.failures
 		if r.e.now().Before(m.ended.Add(m.backoff)) {
 			return
 		}
 	}
 	mctx, cancel := context.WithCancel(ctx)
-	run := &memberRun{kind: a.Kind, cancel: cancel, done: make(chan struct{}), backoff: backoff}
+	run := &memberRun{kind: a.Kind, cancel: cancel, done: make(chan struct{}), backoff: backoff, failures: failures}
 	r.runs[a.Cluster] = run
 	fuCopy := fu.DeepCopy()
 	go func() {
@@ -337,8 +351,12 @@ func (r *runner) ensure(ctx context.Context, fu *v1alpha1.FleetUpgrade, a Action
 			err = r.e.Driver.Rollback(mctx, c, MemberUpgradeName(fuCopy.Name))
 		}
 		run.err, run.ended = err, r.e.now()
-		if err != nil && mctx.Err() == nil {
-			r.logf("member %s: %s run ended: %v", c.Name, a.Kind, err)
+		switch {
+		case err == nil:
+			run.failures = 0
+		case mctx.Err() == nil:
+			run.failures++
+			r.logf("member %s: %s run ended (attempt %d): %v", c.Name, a.Kind, run.failures, err)
 		}
 	}()
 }
