@@ -77,6 +77,8 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newReportCmd(kube),
 		newWebhookCmd(kube),
 		newFleetCmd(kube),
+		newVMCmd(kube),
+		newAppCmd(kube),
 	)
 	return root
 }
