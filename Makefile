@@ -38,7 +38,7 @@ test-unit:
 	$(GO) test -race -short -count=1 $(PKGS)
 
 bench: sandbox-bin
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 180m $(PKGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^sandbox/toolsrc/')); \
