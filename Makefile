@@ -22,8 +22,9 @@ demo: build
 # sandbox-bin builds (once, cached under the user cache dir) the real
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok, the
 # istioctl releases the parity tests (test/e2e/parity) run beside meshroll, and
-# the pilot-discovery (istiod) releases the real-istiod tests run (after
-# istioctl, whose dependencies they share: ~1 min each then, ~6 cold).
+# the pilot-discovery (istiod) releases every e2e test runs for real
+# (1.23.2 1.24.2 1.25.1 1.26.1; after istioctl, whose dependencies they
+# share: ~1 min each then, ~6 cold on idle cores).
 sandbox-bin: build
 	$(BIN)/meshroll sandbox build --istioctl
 	$(BIN)/meshroll sandbox istiod build
