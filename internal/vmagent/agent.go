@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"text/template"
@@ -261,6 +262,11 @@ func (a *Agent) rollback(ctx context.Context, from, want Assignment, why error) 
 	if err != nil {
 		a.giveUp(PhaseFailed, want, fmt.Errorf("%s failed (%v) and rollback to %s failed too: %w", want, why, from, err))
 		return
+	}
+	// A version that failed its health check is no rollback target: drop
+	// it, so a retry after the mirror is fixed downloads it again.
+	if err := os.RemoveAll(a.layout.slot(want)); err != nil {
+		a.log.Warn("failed version not removed", "target", want, "err", err)
 	}
 	a.giveUp(PhaseRolledBack, want, fmt.Errorf("%s failed, rolled back to %s: %w", want, from, why))
 }

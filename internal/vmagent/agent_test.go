@@ -30,8 +30,8 @@ func TestUpgradeThenRollbackOnFailedHealth(t *testing.T) {
 	// needs no download.
 	f.expect(f.assign(brokenRev), vmagent.PhaseRolledBack, newVersion, "not healthy")
 	f.expect(f.assign(oldRev), vmagent.PhaseReady, oldVersion, "")
-	if got := f.slots(); len(got) != 3 {
-		t.Fatalf("versions on disk = %v, want 3 (retain)", got)
+	if got := f.slots(); len(got) != 2 {
+		t.Fatalf("versions on disk = %v, want the two good ones (the failed one is dropped)", got)
 	}
 }
 
