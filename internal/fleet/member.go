@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/dataplane"
+	"github.com/meshroll/meshroll/internal/gate"
 	"github.com/meshroll/meshroll/internal/upgrade"
 )
 
@@ -35,6 +36,7 @@ func ObserveMember(ctx context.Context, c Cluster, upgradeName, version string, 
 		return Observation{Err: err.Error()}
 	}
 	var o Observation
+	var gates []v1alpha1.FleetGate
 	mu, err := upgrade.Store{Dynamic: dc}.Get(ctx, upgradeName)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -42,12 +44,15 @@ func ObserveMember(ctx context.Context, c Cluster, upgradeName, version string, 
 		return Observation{Err: fmt.Sprintf("cannot reach cluster %q at %s (%s): %v", c.Name, cfg.Host, c.Source, err)}
 	default:
 		o.Phase, o.Message = mu.Status.Phase, mu.Status.Message
+		if o.Phase == v1alpha1.PhaseSucceeded {
+			gates = PrometheusGates(ctx, mu, now)
+		}
 	}
 	deps, err := kc.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return Observation{Err: fmt.Sprintf("cannot reach cluster %q at %s (%s): %v", c.Name, cfg.Host, c.Source, err)}
 	}
-	o.Gates = []v1alpha1.FleetGate{readiness(deps.Items, now)}
+	o.Gates = append([]v1alpha1.FleetGate{readiness(deps.Items, now)}, gates...)
 	if o.Mix, err = proxyMix(ctx, kc); err != nil {
 		return Observation{Err: fmt.Sprintf("cannot list pods of cluster %q: %v", c.Name, err)}
 	}
@@ -61,6 +66,33 @@ func ObserveMember(ctx context.Context, c Cluster, upgradeName, version string, 
 	}
 	o.UpToDate = o.UpToDate && sidecars > 0
 	return o
+}
+
+// PrometheusGates evaluates the member MeshUpgrade's own Prometheus gates
+// (the --gate flags it ran with, against its Prometheus) again, so they must
+// keep holding through the fleet's cluster and stage soaks. A measurement
+// error is not a failed check (the Prometheus may be restarting): it is
+// recorded as evidence and does not fail the soak.
+func PrometheusGates(ctx context.Context, mu *v1alpha1.MeshUpgrade, now time.Time) []v1alpha1.FleetGate {
+	var out []v1alpha1.FleetGate
+	if mu.Spec.PrometheusURL == "" {
+		return nil
+	}
+	runner, err := gate.NewRunner(mu.Spec.PrometheusURL)
+	if err != nil {
+		return []v1alpha1.FleetGate{{Name: "prometheus", Passed: true, At: metav1.NewTime(now), Evidence: "not measured: " + err.Error()}}
+	}
+	for _, g := range mu.Spec.Gates {
+		if g.Prometheus == nil {
+			continue
+		}
+		ok, ev, err := runner.Evaluate(ctx, g, 0)
+		if err != nil {
+			ok, ev = true, "not measured (not a failed check): "+err.Error()
+		}
+		out = append(out, v1alpha1.FleetGate{Name: g.Name, Passed: ok, Evidence: ev, At: metav1.NewTime(now)})
+	}
+	return out
 }
 
 // readiness passes when every Deployment of the member has rolled out and
