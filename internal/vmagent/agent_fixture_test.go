@@ -57,7 +57,7 @@ var (
 )
 
 // newMirror serves the three fixture versions.
-func newMirror(t *testing.T) *vmagenttest.Mirror {
+func newMirror(t testing.TB) *vmagenttest.Mirror {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: needs the stand-in sidecar build")
@@ -90,18 +90,18 @@ func packageVersions(dir string) error {
 // fixture is one VM whose agent runs in the test process (its sidecar is a
 // real detached process).
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	vm    *vmagenttest.VM
 	agent *vmagent.Agent
 }
 
-func newFixture(t *testing.T, m *vmagenttest.Mirror, edit ...func(*vmagent.Config)) *fixture {
+func newFixture(t testing.TB, m *vmagenttest.Mirror, edit ...func(*vmagent.Config)) *fixture {
 	t.Helper()
 	return newFixtureAt(t, t.TempDir(), m, edit...)
 }
 
 // newFixtureAt lays the VM out in root.
-func newFixtureAt(t *testing.T, root string, m *vmagenttest.Mirror, edit ...func(*vmagent.Config)) *fixture {
+func newFixtureAt(t testing.TB, root string, m *vmagenttest.Mirror, edit ...func(*vmagent.Config)) *fixture {
 	t.Helper()
 	vm, err := vmagenttest.NewVM(root, m)
 	if err != nil {
