@@ -95,32 +95,40 @@ func (f *fleetFlags) collect(cmd *cobra.Command, kube *genericclioptions.ConfigF
 		fleet.ReadOptions{Timeout: f.timeout, Concurrency: f.concurrency, Now: time.Now()}), nil
 }
 
-func newFleetStatusCmd(kube *genericclioptions.ConfigFlags, f *fleetFlags) *cobra.Command {
+// fleetReadCmd builds a read-only fleet command: -o validated before any
+// cluster is read, then every member read, then shown.
+func fleetReadCmd(kube *genericclioptions.ConfigFlags, f *fleetFlags, cmd *cobra.Command,
+	show func(cmd *cobra.Command, out *outputFlag, rows []fleet.ClusterStatus) error) *cobra.Command {
 	out := &outputFlag{}
-	cmd := &cobra.Command{
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		rows, err := f.collect(cmd, kube)
+		if err != nil {
+			return err
+		}
+		return show(cmd, out, rows)
+	}
+	out.bind(cmd)
+	return cmd
+}
+
+func newFleetStatusCmd(kube *genericclioptions.ConfigFlags, f *fleetFlags) *cobra.Command {
+	return fleetReadCmd(kube, f, &cobra.Command{
 		Use:   "status",
 		Short: "One row per member cluster: revisions, proxies by version, skew, findings, active upgrades",
 		Example: `  meshroll fleet status --fleet fleet.yaml
   meshroll fleet status -o json    # members from Secrets in the hub (current kubeconfig)`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			rows, err := f.collect(cmd, kube)
-			if err != nil {
-				return err
-			}
-			for i := range rows {
-				rows[i].Details = nil
-			}
-			return out.print(cmd.OutOrStdout(), fleetStatusView{Clusters: rows}, func(w *tabwriter.Writer) error {
-				return printFleetStatus(w, rows)
-			})
-		},
-	}
-	out.bind(cmd)
-	return cmd
+	}, func(cmd *cobra.Command, out *outputFlag, rows []fleet.ClusterStatus) error {
+		for i := range rows {
+			rows[i].Details = nil
+		}
+		return out.print(cmd.OutOrStdout(), fleetStatusView{Clusters: rows}, func(w *tabwriter.Writer) error {
+			return printFleetStatus(w, rows)
+		})
+	})
 }
 
 func printFleetStatus(w *tabwriter.Writer, rows []fleet.ClusterStatus) error {
@@ -193,51 +201,39 @@ type fleetCheckView struct {
 }
 
 func newFleetCheckCmd(kube *genericclioptions.ConfigFlags, f *fleetFlags) *cobra.Command {
-	out := &outputFlag{}
-	cmd := &cobra.Command{
+	return fleetReadCmd(kube, f, &cobra.Command{
 		Use:   "check",
 		Short: "Every member's findings in one list (exit 0 clean, 1 warnings or an unreachable member, 2 errors)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
-			rows, err := f.collect(cmd, kube)
-			if err != nil {
-				return err
-			}
-			view := fleetCheckView{Findings: []fleetFinding{}}
-			var all []check.Finding
-			for _, r := range rows {
-				if r.Error != "" {
-					if view.Unreachable == nil {
-						view.Unreachable = map[string]string{}
-					}
-					view.Unreachable[r.Name] = r.Error
-					continue
+	}, func(cmd *cobra.Command, out *outputFlag, rows []fleet.ClusterStatus) error {
+		view := fleetCheckView{Findings: []fleetFinding{}}
+		var all []check.Finding
+		for _, r := range rows {
+			if r.Error != "" {
+				if view.Unreachable == nil {
+					view.Unreachable = map[string]string{}
 				}
-				for _, fd := range r.Details {
-					view.Findings = append(view.Findings, fleetFinding{Cluster: r.Name, Finding: fd})
-					all = append(all, fd)
-				}
+				view.Unreachable[r.Name] = r.Error
+				continue
 			}
-			view.ExitCode = check.ExitCode(all)
-			if len(view.Unreachable) > 0 && view.ExitCode == 0 {
-				view.ExitCode = 1 // a member nobody could check is not clean
+			for _, fd := range r.Details {
+				view.Findings = append(view.Findings, fleetFinding{Cluster: r.Name, Finding: fd})
+				all = append(all, fd)
 			}
-			if err := out.print(cmd.OutOrStdout(), view, func(w *tabwriter.Writer) error {
-				return printFleetFindings(w, view)
-			}); err != nil {
-				return err
-			}
-			if view.ExitCode != 0 {
-				return &ExitError{Code: view.ExitCode}
-			}
-			return nil
-		},
-	}
-	out.bind(cmd)
-	return cmd
+		}
+		view.ExitCode = check.ExitCode(all)
+		if len(view.Unreachable) > 0 && view.ExitCode == 0 {
+			view.ExitCode = 1 // a member nobody could check is not clean
+		}
+		if err := out.print(cmd.OutOrStdout(), view, func(w *tabwriter.Writer) error {
+			return printFleetFindings(w, view)
+		}); err != nil {
+			return err
+		}
+		if view.ExitCode != 0 {
+			return &ExitError{Code: view.ExitCode}
+		}
+		return nil
+	})
 }
 
 func printFleetFindings(w *tabwriter.Writer, v fleetCheckView) error {
