@@ -76,6 +76,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newRollbackCmd(kube),
 		newReportCmd(kube),
 		newWebhookCmd(kube),
+		newInstallControllerCmd(kube),
 		newFleetCmd(kube),
 		newVMCmd(kube),
 		newAppCmd(kube),

@@ -71,7 +71,13 @@ func From(err error) (*Missing, bool) {
 	if m == nil {
 		return nil, false
 	}
-	return &Missing{User: m[1], Verb: m[2], Resource: m[3], Group: m[4], Namespace: m[5]}, true
+	out := &Missing{User: m[1], Verb: m[2], Resource: m[3], Group: m[4], Namespace: m[5]}
+	if out.Group == "" && (out.Resource == "namespaces" || strings.HasPrefix(out.Resource, "namespaces/")) {
+		// RBAC names a Namespace as its own namespace, but only a
+		// ClusterRole can grant access to Namespaces.
+		out.Namespace = ""
+	}
+	return out, true
 }
 
 // Explain returns err unchanged unless it is an RBAC refusal; then it returns

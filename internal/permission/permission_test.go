@@ -36,6 +36,12 @@ func TestFrom(t *testing.T) {
 			want: &Missing{User: sa, Verb: "patch", Resource: "namespaces"},
 		},
 		{
+			name: "a namespace is cluster-scoped whatever RBAC says",
+			err: apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, "shop",
+				fmt.Errorf(`User %q cannot patch resource "namespaces" in API group "" in the namespace "shop"`, sa)),
+			want: &Missing{User: sa, Verb: "patch", Resource: "namespaces"},
+		},
+		{
 			name: "forbidden by admission, not RBAC",
 			err: apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "p",
 				errors.New(`pods "p" is forbidden: violates PodSecurity "restricted:latest"`)),
