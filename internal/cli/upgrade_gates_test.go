@@ -85,7 +85,7 @@ func TestBuildGates(t *testing.T) {
 			probe:     "https://shop.example/",
 			wantProbe: &v1alpha1.ProbeGate{URL: "https://shop.example/", QPS: 50, Duration: metav1.Duration{Duration: 3 * time.Second}, Connections: 4, MaxErrorPercent: "0"},
 		},
-		{name: "unknown preset", specs: []string{"latency"}, wantErr: `invalid --gate "latency": not a preset (cardinality, error-rate, proxy-memory, push-time)`},
+		{name: "unknown preset", specs: []string{"latency"}, wantErr: `invalid --gate "latency": not a preset (cardinality, error-rate, proxy-memory, push-errors, push-time, xds-rejects)`},
 		{name: "window is not a duration", specs: []string{"error-rate:0.05:soon"}, wantErr: `window "soon" is not a duration`},
 		{name: "threshold is not a number", specs: []string{"error-rate:lots"}, wantErr: `invalid --gate "error-rate:lots"`},
 		{name: "custom gate without spaces around the operator", specs: []string{"errors=sum(x)>3"}, wantErr: "with one of <= >= == != < > between spaces"},

@@ -46,7 +46,7 @@ type PresetParams struct {
 // PresetNames lists the presets in a stable order, for help text and shell
 // completion.
 func PresetNames() []string {
-	names := []string{PresetErrorRate, PresetPushTime, PresetProxyMemory, PresetCardinality}
+	names := append([]string{PresetErrorRate, PresetPushTime, PresetProxyMemory, PresetCardinality}, istiodPresets...)
 	sort.Strings(names)
 	return names
 }
@@ -88,6 +88,10 @@ func Preset(name string, p PresetParams) (v1alpha1.Gate, error) {
 			Op:    "<", Threshold: "100000",
 		}
 	default:
+		var ok bool
+		if pg, ok = istiodPreset(name, w); ok {
+			break
+		}
 		return v1alpha1.Gate{}, fmt.Errorf("failed to build preset %q: unknown preset; known presets are %s", name, strings.Join(PresetNames(), ", "))
 	}
 	if p.Threshold != "" {

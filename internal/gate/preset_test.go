@@ -20,7 +20,7 @@ func TestPreset(t *testing.T) {
 		{name: PresetPushTime, params: PresetParams{Window: 1500 * time.Millisecond}, query: []string{"[1s500ms]"}, threshold: "1"},
 		{name: PresetProxyMemory, query: []string{`container="istio-proxy"`}, threshold: "268435456"},
 		{name: PresetCardinality, query: []string{`istio_.*`}, threshold: "100000"},
-		{name: "latency", wantErr: "unknown preset; known presets are cardinality, error-rate, proxy-memory, push-time"},
+		{name: "latency", wantErr: "unknown preset; known presets are cardinality, error-rate, proxy-memory, push-errors, push-time, xds-rejects"},
 		{name: PresetErrorRate, params: PresetParams{Threshold: "1%"}, wantErr: `threshold "1%" is not a decimal number`},
 		{name: PresetErrorRate, params: PresetParams{Window: time.Microsecond}, wantErr: "whole number of milliseconds"},
 	}

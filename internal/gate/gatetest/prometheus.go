@@ -43,12 +43,20 @@ type Server struct {
 // kills the server on cleanup.
 func StartPrometheus(tb testing.TB, scrapeTargets ...string) *Server {
 	tb.Helper()
+	return StartPrometheusConfig(tb, configYAML(scrapeTargets))
+}
+
+// StartPrometheusConfig is StartPrometheus with configYAML as the server's
+// whole configuration file: for service discovery (e.g. kubernetes_sd_configs
+// against the sandbox) rather than fixed targets.
+func StartPrometheusConfig(tb testing.TB, configYAML string) *Server {
+	tb.Helper()
 	if _, err := os.Stat(PrometheusBinary); err != nil {
 		tb.Skipf("skipping: %s not found (%v); install it with `apt-get install prometheus`", PrometheusBinary, err)
 	}
 	dir := tb.TempDir()
 	config := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(config, []byte(configYAML(scrapeTargets)), 0o600); err != nil {
+	if err := os.WriteFile(config, []byte(configYAML), 0o600); err != nil {
 		tb.Fatalf("failed to write Prometheus config: %v", err)
 	}
 	// The free port is found by listening and closing, so another process
