@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
-	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/fleet"
 )
 
@@ -85,12 +84,8 @@ reverse of the order they were upgraded. Rerun it to resume.`,
 			}
 			if dryRun {
 				fmt.Fprintf(w, "(dry run) FleetUpgrade %s would roll back, in this order:\n", fu.Name)
-				for i := len(fu.Status.Clusters) - 1; i >= 0; i-- {
-					cl := fu.Status.Clusters[i]
-					if cl.State != v1alpha1.ClusterPending && cl.State != v1alpha1.ClusterRolledBack &&
-						!(cl.State == v1alpha1.ClusterFailed && (cl.MemberPhase == v1alpha1.PhaseRolledBack || cl.MemberPhase == "")) {
-						fmt.Fprintf(w, "  %s (stage %s, %s)\n", cl.Name, cl.Stage, cl.State)
-					}
+				for _, name := range fleet.RollbackOrder(&fu.Status) {
+					fmt.Fprintf(w, "  %s\n", name)
 				}
 				fmt.Fprintln(w, "(dry run) nothing changed")
 				return nil

@@ -410,9 +410,36 @@ func (a *advancer) stageIndex(name string) int {
 	return slices.IndexFunc(a.spec.Stages, func(s v1alpha1.FleetStage) bool { return s.Name == name })
 }
 
+// needsRollback says whether the run changed a cluster that a rollback must
+// restore: not one it never started, one already rolled back, one whose
+// member rolled itself back, or one that was already on the target (no
+// MeshUpgrade of this run exists there).
+func needsRollback(c *v1alpha1.FleetClusterStatus) bool {
+	switch c.State {
+	case v1alpha1.ClusterPending, v1alpha1.ClusterRolledBack:
+		return false
+	case v1alpha1.ClusterFailed:
+		return c.MemberPhase != v1alpha1.PhaseRolledBack && c.MemberPhase != ""
+	case v1alpha1.ClusterSucceeded, v1alpha1.ClusterSoaking:
+		return c.MemberPhase != ""
+	}
+	return true // upgrading (its MeshUpgrade may exist by now) or rolling back
+}
+
+// RollbackOrder lists the clusters a rollback restores, in the order it
+// restores them: the reverse of the order they were upgraded.
+func RollbackOrder(st *v1alpha1.FleetUpgradeStatus) []string {
+	var out []string
+	for i := len(st.Clusters) - 1; i >= 0; i-- {
+		if needsRollback(&st.Clusters[i]) {
+			out = append(out, st.Clusters[i].Name)
+		}
+	}
+	return out
+}
+
 // rollback rolls back, one at a time and newest first, every cluster the
-// run touched (succeeded, soaking, or failed without its member having
-// rolled itself back).
+// run changed (needsRollback).
 func (a *advancer) rollback() {
 	if a.st.Phase != v1alpha1.FleetRollingBack {
 		a.event("rollback", "", "", "rollback requested: clusters roll back in reverse order")
@@ -421,32 +448,32 @@ func (a *advancer) rollback() {
 	a.st.Phase = v1alpha1.FleetRollingBack
 	for i := len(a.st.Clusters) - 1; i >= 0; i-- {
 		c := &a.st.Clusters[i]
-		o, seen := a.obs[c.Name]
-		switch c.State {
-		case v1alpha1.ClusterPending, v1alpha1.ClusterRolledBack:
+		if !needsRollback(c) {
 			continue
-		case v1alpha1.ClusterFailed:
-			if c.MemberPhase == v1alpha1.PhaseRolledBack || c.MemberPhase == "" {
-				continue // the member rolled itself back, or never started
-			}
-		case v1alpha1.ClusterRollingBack:
-			if seen && o.Err == "" && o.Phase == v1alpha1.PhaseRolledBack {
+		}
+		o, seen := a.obs[c.Name]
+		if c.State == v1alpha1.ClusterRollingBack && seen && o.Err == "" {
+			switch o.Phase {
+			case v1alpha1.PhaseRolledBack, "":
 				c.State, c.MemberPhase, c.FinishedAt = v1alpha1.ClusterRolledBack, o.Phase, &a.now
 				if o.Mix != nil {
 					c.Mix = o.Mix
 				}
+				if o.Phase == "" {
+					c.Message = "no MeshUpgrade of this run in the member: nothing to roll back"
+				}
 				a.event("rollback", c.Stage, c.Name, "rolled back")
 				continue
 			}
+		}
+		if c.State == v1alpha1.ClusterRollingBack {
 			if seen && o.Err != "" {
 				c.Unreachable = o.Err
 			}
-			a.st.Message = fmt.Sprintf("rolling back %s", c.Name)
-			a.actions = append(a.actions, Action{Kind: ActionRollback, Cluster: c.Name})
-			return
+		} else {
+			c.State = v1alpha1.ClusterRollingBack
+			a.event("rollback", c.Stage, c.Name, "rollback started")
 		}
-		c.State = v1alpha1.ClusterRollingBack
-		a.event("rollback", c.Stage, c.Name, "rollback started")
 		a.st.Message = fmt.Sprintf("rolling back %s", c.Name)
 		a.actions = append(a.actions, Action{Kind: ActionRollback, Cluster: c.Name})
 		return

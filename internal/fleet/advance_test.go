@@ -251,3 +251,29 @@ func TestAdvanceMemberAlreadyOnTarget(t *testing.T) {
 		t.Fatalf("testing-1 = %s %q", c.State, c.Message)
 	}
 }
+
+// TestAdvanceRollbackSkipsClustersAlreadyOnTarget: a cluster that was
+// already on the target (no MeshUpgrade of this run) is not rolled back.
+func TestAdvanceRollbackSkipsClustersAlreadyOnTarget(t *testing.T) {
+	spec := fixtureSpec()
+	spec.Approved = []string{"prod"}
+	s := newSim(t, frozen(t, spec))
+	s.outcome["dev-1"] = Observation{UpToDate: true, Gates: succeeded().Gates}
+	s.run(200)
+	if s.fu.Status.Phase != v1alpha1.FleetSucceeded {
+		t.Fatalf("phase %s", s.fu.Status.Phase)
+	}
+	if got := strings.Join(RollbackOrder(&s.fu.Status), ","); got != "prod-2,prod-1,preprod-1,dev-2,testing-1" {
+		t.Fatalf("rollback order %s", got)
+	}
+	delete(s.outcome, "dev-1")
+	s.fu.Spec.RollbackRequested = true
+	for range 30 {
+		if s.tick(); s.fu.Status.Phase == v1alpha1.FleetRolledBack {
+			break
+		}
+	}
+	if got := strings.Join(s.rolled, ","); s.fu.Status.Phase != v1alpha1.FleetRolledBack || got != "prod-2,prod-1,preprod-1,dev-2,testing-1" {
+		t.Fatalf("phase %s, rolled back %s", s.fu.Status.Phase, got)
+	}
+}
