@@ -127,30 +127,38 @@ type migrateResult struct {
 
 func (r migrateResult) ideal() time.Duration { return r.rollout / time.Duration(r.parallelism) }
 
+// meshrollLine says what meshroll did against the ideal and the bound;
+// it is printed before the hour-long kubectl side starts.
+func (r migrateResult) meshrollLine() string {
+	n := r.cfg.workloads
+	var podStart time.Duration
+	for _, d := range r.starts {
+		podStart += d
+	}
+	return fmt.Sprintf("N=%d, pod start %s: meshroll %s (defaults: %d waves, parallelism %d; %d writes = %.2f/workload); "+
+		"mean rollout %s, mean new-pod start %s; ideal Σrollout/%d %s → %.2f× ideal; wave lower bound from pod starts %s → %.2f×",
+		n, r.cfg.delay, r.took.Round(time.Millisecond), r.waves, r.parallelism, r.writes, float64(r.writes)/float64(n),
+		(r.rollout / time.Duration(n)).Round(time.Millisecond), (podStart / time.Duration(max(len(r.starts), 1))).Round(time.Millisecond),
+		r.parallelism, r.ideal().Round(time.Millisecond), float64(r.took)/float64(r.ideal()),
+		r.bound.Round(time.Millisecond), float64(r.took)/float64(r.bound))
+}
+
 // report prints the comparison and, for a benchmark, its metrics.
 func (r migrateResult) report(tb testing.TB) {
 	tb.Helper()
-	n := r.cfg.workloads
-	perWorkload := float64(r.writes) / float64(n)
-	xIdeal := float64(r.took) / float64(r.ideal())
-	xBound := float64(r.took) / float64(r.bound)
 	xKubectl := float64(r.kubectl.took) / float64(r.took)
 	if b, ok := tb.(*testing.B); ok {
 		b.ReportMetric(r.took.Seconds(), "meshroll-s")
 		b.ReportMetric(r.ideal().Seconds(), "ideal-s")
-		b.ReportMetric(xIdeal, "x-ideal")
+		b.ReportMetric(float64(r.took)/float64(r.ideal()), "x-ideal")
 		b.ReportMetric(r.bound.Seconds(), "bound-s")
-		b.ReportMetric(xBound, "x-bound")
+		b.ReportMetric(float64(r.took)/float64(r.bound), "x-bound")
 		b.ReportMetric(r.kubectl.took.Seconds(), "kubectl-s")
 		b.ReportMetric(xKubectl, "x-faster-than-kubectl")
-		b.ReportMetric(perWorkload, "writes/workload")
+		b.ReportMetric(float64(r.writes)/float64(r.cfg.workloads), "writes/workload")
 	}
-	progress(tb, "N=%d, pod start %s: meshroll %s (defaults: %d waves, parallelism %d; %d writes = %.2f/workload); "+
-		"ideal Σrollout/%d %s → %.2f× ideal; wave lower bound from pod starts %s → %.2f×; "+
-		"kubectl procedure (%d at a time, %d calls, %d writes) %s over all %d → meshroll %.1f× faster",
-		n, r.cfg.delay, r.took.Round(time.Millisecond), r.waves, r.parallelism, r.writes, perWorkload,
-		r.parallelism, r.ideal().Round(time.Millisecond), xIdeal, r.bound.Round(time.Millisecond), xBound,
-		kubectlParallelism, r.kubectl.calls, r.kubectl.writes, r.kubectl.took.Round(time.Second), len(r.starts), xKubectl)
+	progress(tb, "%s; kubectl procedure (%d at a time, %d calls, %d writes) %s over all %d → meshroll %.1f× faster",
+		r.meshrollLine(), kubectlParallelism, r.kubectl.calls, r.kubectl.writes, r.kubectl.took.Round(time.Second), r.cfg.workloads, xKubectl)
 }
 
 // compareMigrations builds the sandbox and both meshes, then runs meshroll
@@ -180,7 +188,7 @@ func compareMigrations(tb testing.TB, c benchConfig, kubectl string) migrateResu
 
 	res := runMeshroll(ctx, tb, setup, mrPlan)
 	res.cfg = c
-	progress(tb, "meshroll moved %d workloads in %s; now the kubectl procedure over %d", n, res.took.Round(time.Second), len(kcPlan.Workloads))
+	progress(tb, "%s; now the kubectl procedure over %d", res.meshrollLine(), len(kcPlan.Workloads))
 	kc, err := kubectlProcedure(ctx, kubectl, st.Kubeconfig, migrateToRev, kcPlan, kubectlParallelism, func(done int, took time.Duration) {
 		progress(tb, "kubectl procedure: %d/%d workloads in %s", done, len(kcPlan.Workloads), took.Round(time.Second))
 	})
