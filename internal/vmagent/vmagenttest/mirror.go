@@ -37,22 +37,21 @@ const Command = "bin/istio-sidecar"
 
 // BuildSidecar compiles the stand-in sidecar into dir and returns its path.
 func BuildSidecar(dir string) (string, error) {
-	out := filepath.Join(dir, "istio-sidecar")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "github.com/meshroll/meshroll/internal/vmagent/vmagenttest/sidecar")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("failed to build the stand-in sidecar: %w: %s", err, b)
-	}
-	return out, nil
+	return goBuild(dir, "istio-sidecar", "github.com/meshroll/meshroll/internal/vmagent/vmagenttest/sidecar", "-s -w")
 }
 
 // BuildAgent compiles meshroll-agent into dir and returns its path.
 func BuildAgent(dir string) (string, error) {
-	out := filepath.Join(dir, "meshroll-agent")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=test", "-o", out, "github.com/meshroll/meshroll/cmd/meshroll-agent")
+	return goBuild(dir, "meshroll-agent", "github.com/meshroll/meshroll/cmd/meshroll-agent", "-s -w -X main.version=test")
+}
+
+// goBuild builds a static binary of pkg into dir/name.
+func goBuild(dir, name, pkg, ldflags string) (string, error) {
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("failed to build meshroll-agent: %w: %s", err, b)
+		return "", fmt.Errorf("failed to build %s: %w: %s", pkg, err, b)
 	}
 	return out, nil
 }
