@@ -157,36 +157,54 @@ func TestRealIstiodAnswersIstioWebhooks(t *testing.T) {
 		t.Logf("injected: init %v, containers %v", names(pod.Spec.InitContainers), names(pod.Spec.Containers))
 	})
 
-	t.Run("istiod's validation webhook refuses an invalid VirtualService of its revision", func(t *testing.T) {
-		ns := "real-validate"
-		createNamespace(t, kube, ns, nil)
-		vs := func(name string, http []any) *unstructured.Unstructured {
-			return &unstructured.Unstructured{Object: map[string]any{
-				"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-				"metadata": map[string]any{"name": name, "namespace": ns, "labels": map[string]any{istio.LabelRev: rev}},
-				"spec":     map[string]any{"hosts": []any{"reviews"}, "http": http},
-			}}
+	t.Run("each revision's validation webhook refuses an invalid VirtualService of its revision", func(t *testing.T) {
+		for _, r := range []string{istio.RevisionName(oldVersion), rev} {
+			ns := "real-validate-" + r
+			createNamespace(t, kube, ns, nil)
+			vs := func(name string, http []any) *unstructured.Unstructured {
+				return &unstructured.Unstructured{Object: map[string]any{
+					"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+					"metadata": map[string]any{"name": name, "namespace": ns, "labels": map[string]any{istio.LabelRev: r}},
+					"spec":     map[string]any{"hosts": []any{"reviews"}, "http": http},
+				}}
+			}
+			// The CRD's schema accepts an empty route; only istiod's validation
+			// knows a route needs a destination, redirect or direct response.
+			invalid := vs("invalid", []any{map[string]any{}})
+			valid := vs("valid", []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "reviews"}}}}})
+			// istiod switches its validator to failurePolicy Fail once it has
+			// checked that it answers; until then a refusal may not be its.
+			var last error
+			err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+				_, last = dyn.Resource(vsGVR).Namespace(ns).Create(ctx, invalid, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+				return last != nil && strings.Contains(last.Error(), "denied the request"), nil
+			})
+			if err != nil {
+				t.Fatalf("invalid VirtualService of %s not refused by its istiod: last answer %v", r, last)
+			}
+			t.Logf("%s refused: %v", r, last)
+			if !strings.Contains(last.Error(), "validation.istio.io") {
+				t.Errorf("refusal %q of %s's config does not come from istiod's webhook", last, r)
+			}
+			if _, err := dyn.Resource(vsGVR).Namespace(ns).Create(t.Context(), valid, metav1.CreateOptions{}); err != nil {
+				t.Errorf("valid VirtualService of %s refused: %v", r, err)
+			}
 		}
-		// The CRD's schema accepts an empty route; only istiod's validation
-		// knows a route needs a destination, redirect or direct response.
-		invalid := vs("invalid", []any{map[string]any{}})
-		valid := vs("valid", []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "reviews"}}}}})
-		// istiod switches its validator to failurePolicy Fail once it has
-		// checked that it answers; until then a refusal may not be its.
-		var last error
-		err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			_, last = dyn.Resource(vsGVR).Namespace(ns).Create(ctx, invalid, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			return last != nil && strings.Contains(last.Error(), "denied the request"), nil
-		})
-		if err != nil {
-			t.Fatalf("invalid VirtualService not refused by istiod: last answer %v", last)
-		}
-		t.Logf("refused: %v", last)
-		if !strings.Contains(last.Error(), "validation.istio.io") {
-			t.Errorf("refusal %q does not come from istiod's webhook", last)
-		}
-		if _, err := dyn.Resource(vsGVR).Namespace(ns).Create(t.Context(), valid, metav1.CreateOptions{}); err != nil {
-			t.Errorf("valid VirtualService refused: %v", err)
+	})
+
+	t.Run("tags on the old revision move to the new one", func(t *testing.T) {
+		// What a canary upgrade does last: the default tag (and with it
+		// istiod-default-validator) and a named tag pointed at the old
+		// revision, then moved; the old revision's removal below must leave
+		// none of them on its istiod (istio/istio#35590).
+		for _, v := range []string{oldVersion, realVersion} {
+			for _, tag := range []string{"default", "canary"} {
+				to := istio.RevisionName(v)
+				if _, err := controlplane.SetTag(t.Context(), controlplane.Clients{Kube: kube, Dynamic: dyn},
+					controlplane.TagOptions{Tag: tag, Revision: to, Version: v, Overwrite: true, Force: true}); err != nil {
+					t.Fatalf("tag set %s --revision %s: %v", tag, to, err)
+				}
+			}
 		}
 	})
 
@@ -333,6 +351,9 @@ func TestRealIstiodAnswersIstioWebhooks(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range mwcs.Items {
+			if c.Labels[istio.LabelRev] == oldRev {
+				t.Errorf("MutatingWebhookConfiguration %s is still labelled for removed revision %s", c.Name, oldRev)
+			}
 			for _, h := range c.Webhooks {
 				if s := h.ClientConfig.Service; s != nil && s.Name == "istiod-"+oldRev {
 					t.Errorf("MutatingWebhookConfiguration %s still calls Service %s", c.Name, s.Name)
@@ -344,6 +365,9 @@ func TestRealIstiodAnswersIstioWebhooks(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range vwcs.Items {
+			if c.Labels[istio.LabelRev] == oldRev {
+				t.Errorf("ValidatingWebhookConfiguration %s is still labelled for removed revision %s", c.Name, oldRev)
+			}
 			for _, h := range c.Webhooks {
 				if s := h.ClientConfig.Service; s != nil && s.Name == "istiod-"+oldRev {
 					t.Errorf("ValidatingWebhookConfiguration %s still calls Service %s", c.Name, s.Name)
