@@ -27,6 +27,11 @@
 //	| webhook-service-missing  | error    | webhook       | webhook (injector, tag or validator) targets a missing Service           |
 //	| tag-revision-missing     | error    | Tag           | revision tag points at a revision that is not installed                  |
 //	| tag-installer-labels     | warning  | Tag           | tag webhook carries operator.istio.io labels: istioctl's purge deletes it |
+//	| vm-agent-unreachable     | warning  | WorkloadEntry | meshroll-agent's heartbeat is older than --stale-after: an upgrade cannot move the VM (meshroll vm status) |
+//	| vm-proxy-stale           | warning  | WorkloadEntry | the VM runs another revision/version than it is assigned                 |
+//	| vm-upgrade-failed        | error    | WorkloadEntry | the agent gave up on its assignment (Failed, RolledBack) and says why     |
+//	| vm-revision-missing      | error    | WorkloadEntry | the VM is assigned or runs a revision that is not installed              |
+//	| vm-override              | info     | WorkloadEntry | a break-glass override file on the VM decides its version                |
 //
 // Findings come sorted by severity (errors first), then code, then object.
 //
