@@ -128,6 +128,10 @@ const (
 	ReasonRollbackDone   = "RollbackDone"
 	ReasonRollbackFailed = "RollbackFailed"
 	ReasonRequested      = "RollbackRequested"
+	// ReasonPausedByOperator: spec.paused is set; ReasonResumed: it was
+	// lifted and the run goes on.
+	ReasonPausedByOperator = "PausedByOperator"
+	ReasonResumed          = "Resumed"
 )
 
 // Outcome of one workload.

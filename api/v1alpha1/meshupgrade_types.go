@@ -37,7 +37,14 @@ type MeshUpgradeList struct {
 
 // MeshUpgradeSpec is what the operator asked for. The engine freezes the wave
 // plan into the status when the run starts, so editing the selection of a
-// running upgrade does not reshuffle workloads already planned.
+// running upgrade does not reshuffle workloads already planned. The CEL
+// rules below reject at admission what never makes sense, before any
+// engine sees it.
+//
+// +kubebuilder:validation:XValidation:rule="self.from != self.to",message="from and to name the same revision: pick the revision workloads run now (from) and the one they move to (to)"
+// +kubebuilder:validation:XValidation:rule="!has(self.gates) || self.gates.all(g, g.name != 'readiness')",message="gate name readiness is reserved (readiness is always checked first): rename the gate"
+// +kubebuilder:validation:XValidation:rule="!has(self.gates) || self.gates.all(g, self.gates.exists_one(h, h.name == g.name))",message="gate names must be unique: rename the duplicate gate"
+// +kubebuilder:validation:XValidation:rule="!has(self.gates) || !self.gates.exists(g, has(g.prometheus)) || (has(self.prometheusURL) && self.prometheusURL != ”)",message="a prometheus gate needs spec.prometheusURL: set the Prometheus server the gates query"
 type MeshUpgradeSpec struct {
 	// From is the revision workloads run on now (e.g. 1-23-2).
 	// +kubebuilder:validation:MinLength=1
@@ -53,6 +60,7 @@ type MeshUpgradeSpec struct {
 	// Gates run after every wave, the last included; the next wave (or, after
 	// the last, the end of the run) comes only when all pass. Readiness of
 	// everything moved is always checked first.
+	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	Gates []Gate `json:"gates,omitempty"`
 	// PrometheusURL is the Prometheus server Prometheus gates query.
@@ -69,6 +77,18 @@ type MeshUpgradeSpec struct {
 	// (what `meshroll rollback` sets).
 	// +optional
 	RollbackRequested bool `json:"rollbackRequested,omitempty"`
+	// Paused stops the run before its next write: moves already started
+	// finish and are recorded, nothing new starts until it is false again.
+	// A requested rollback goes ahead even while paused.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+	// Version is the Istio release To is installed from when it is not
+	// installed yet (the controller installs it from the release's charts
+	// before planning, as `meshroll upgrade` does). Empty means To must
+	// already be installed.
+	// +kubebuilder:validation:Pattern=`^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$`
+	// +optional
+	Version string `json:"version,omitempty"`
 	// FlipGateways makes the gateways step part of the run: before the first
 	// wave, every meshroll blue/green gateway whose Service selects From
 	// gets a ready colour of To and its Service flipped to it. Which
@@ -121,6 +141,7 @@ type Selection struct {
 type Strategy struct {
 	// Waves are wave sizes in order; the last repeats until all are placed.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
 	Waves []WaveSize `json:"waves"`
 	// First lists canary namespaces (names or key=value namespace label
 	// selectors) migrated before everything else.
@@ -164,6 +185,8 @@ type Strategy struct {
 }
 
 // WaveSize is a count or a percentage of the movable workloads.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.count) && self.count > 0) != (has(self.percent) && self.percent > 0)",message="a wave is either a count or a percent above 0, not both and not neither"
 type WaveSize struct {
 	// +optional
 	Count int `json:"count,omitempty"`
@@ -173,9 +196,12 @@ type WaveSize struct {
 }
 
 // Gate is one check between waves. Exactly one of Prometheus and Probe is set.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.prometheus) != has(self.probe)",message="a gate has exactly one of prometheus and probe"
 type Gate struct {
 	// Name identifies the gate in status and reports.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
 	Name string `json:"name"`
 	// +optional
 	Prometheus *PrometheusGate `json:"prometheus,omitempty"`

@@ -109,6 +109,8 @@ type run struct {
 	// undoing is set once the rollback started: it flips the gateways
 	// back itself, and a halt it ends in must not write again.
 	undoing bool
+	// paused is set when the loop stopped for spec.paused.
+	paused bool
 }
 
 type outcome struct {
@@ -174,6 +176,14 @@ func (r *run) loop(ctx context.Context) (time.Time, error) {
 		if err := ctx.Err(); err != nil {
 			return time.Time{}, context.Cause(ctx)
 		}
+		if r.mu.Spec.Paused {
+			if len(r.inflight) > 0 {
+				r.collect(ctx) // a started move ends recorded, never half-done
+				continue
+			}
+			return time.Time{}, r.pause(ctx)
+		}
+		r.resume()
 		d := plan.Next(r.wp, r.state(), r.now())
 		if (r.failed || d.Action != plan.ActionMigrate) && len(r.inflight) > 0 {
 			// Let moves already started finish before gating, pausing or

@@ -17,8 +17,11 @@ type Result struct {
 	// (with no rollback requested of it).
 	Final bool
 	// RequeueAt is when the run has work again: the end of a pause, a
-	// bake or a gate's interval. Zero when Final.
+	// bake or a gate's interval. Zero when Final or Paused.
 	RequeueAt time.Time
+	// Paused is set while an operator paused the run (spec.paused): it
+	// has work again only when the MeshUpgrade is edited.
+	Paused bool
 }
 
 // session is what consecutive steps share: the held lease and the
@@ -86,7 +89,7 @@ func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, e
 		if res.Final {
 			return mu, phaseErr(mu)
 		}
-		if err := e.sleep(s.ctx, name, res.RequeueAt); err != nil {
+		if err := e.sleep(s.ctx, name, res); err != nil {
 			return mu, err
 		}
 	}
@@ -131,17 +134,21 @@ func (s *session) step() (*v1alpha1.MeshUpgrade, Result, error) {
 	if r.mu.Status.Phase.Final() {
 		return r.mu, Result{Final: true}, nil
 	}
-	return r.mu, Result{RequeueAt: until}, nil
+	return r.mu, Result{RequeueAt: until, Paused: r.paused}, nil
 }
 
-// sleep waits until until, rereading the MeshUpgrade every PollEvery so that
-// a rollback requested meanwhile (by `meshroll rollback`) ends the wait at
-// once instead of after a long soak.
-func (e *Engine) sleep(ctx context.Context, name string, until time.Time) error {
+// sleep waits until res.RequeueAt (a paused run: until the pause is
+// lifted), rereading the MeshUpgrade every PollEvery so that a rollback
+// requested meanwhile (by `meshroll rollback`) ends the wait at once
+// instead of after a long soak.
+func (e *Engine) sleep(ctx context.Context, name string, res Result) error {
 	for {
-		left := until.Sub(e.clock())
-		if left <= 0 {
+		left := res.RequeueAt.Sub(e.clock())
+		if !res.Paused && left <= 0 {
 			return nil
+		}
+		if res.Paused {
+			left = e.pollEvery()
 		}
 		select {
 		case <-time.After(min(left, e.pollEvery())):
@@ -152,7 +159,7 @@ func (e *Engine) sleep(ctx context.Context, name string, until time.Time) error 
 		if err != nil {
 			continue // a failed read only delays noticing a request
 		}
-		if fresh.Spec.RollbackRequested {
+		if fresh.Spec.RollbackRequested || (res.Paused && !fresh.Spec.Paused) {
 			return nil
 		}
 	}

@@ -78,3 +78,30 @@ func TestRunIsStepsUntilFinal(t *testing.T) {
 		t.Errorf("history %+v has no Baking entry: Run skipped the bake", mu.Status.History)
 	}
 }
+
+// TestStepPausedBySpec: spec.paused stops the run with nothing to requeue
+// (an edit of the MeshUpgrade wakes the controller), and lifting it picks
+// up where the run stood.
+func TestStepPausedBySpec(t *testing.T) {
+	passed := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	now := passed.Add(time.Minute)
+	mu := bakingUpgrade(passed, time.Hour)
+	mu.Spec.Paused = true
+	store := &memStore{mu: mu}
+	e := &Engine{Store: store, Kube: fake.NewClientset(), Now: func() time.Time { return now }}
+	got, res, err := e.Step(t.Context(), "u")
+	if err != nil {
+		t.Fatalf("Step: %v", err)
+	}
+	if !res.Paused || res.Final || !res.RequeueAt.IsZero() || got.Status.Phase != v1alpha1.PhasePaused {
+		t.Fatalf("result %+v, phase %s; want Paused with no requeue time", res, got.Status.Phase)
+	}
+	store.mu.Spec.Paused = false
+	got, res, err = e.Step(t.Context(), "u")
+	if err != nil {
+		t.Fatalf("Step after the pause: %v", err)
+	}
+	if res.Paused || got.Status.Phase != v1alpha1.PhaseBaking || !res.RequeueAt.Equal(passed.Add(time.Hour)) {
+		t.Errorf("result %+v, phase %s; want the bake resumed", res, got.Status.Phase)
+	}
+}

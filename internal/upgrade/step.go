@@ -63,6 +63,39 @@ func (r *run) wait(ctx context.Context, phase v1alpha1.Phase, reason string, d p
 	return stepWait{until: d.NotBefore}
 }
 
+// pause records an operator's pause (spec.paused) once every move started
+// has ended and been recorded; nothing new starts until it is lifted.
+func (r *run) pause(ctx context.Context) error {
+	r.paused = true
+	if !r.pausedByOperator() {
+		r.setPhase(v1alpha1.PhasePaused, v1alpha1.ReasonPausedByOperator,
+			"paused by an operator (spec.paused); set spec.paused to false to resume")
+	}
+	return r.flush(ctx, true)
+}
+
+// resume leaves an operator's pause once it is lifted; the step that
+// follows sets its own phase (gating, baking), a window already recorded
+// goes on migrating.
+func (r *run) resume() {
+	if r.pausedByOperator() {
+		r.setPhase(v1alpha1.PhaseMigrating, v1alpha1.ReasonResumed, "resumed by an operator (spec.paused is false)")
+	}
+}
+
+func (r *run) pausedByOperator() bool {
+	st := &r.mu.Status
+	if st.Phase != v1alpha1.PhasePaused {
+		return false
+	}
+	for _, c := range st.Conditions {
+		if c.Type == v1alpha1.ConditionProgressing {
+			return c.Reason == v1alpha1.ReasonPausedByOperator
+		}
+	}
+	return false
+}
+
 func (e *Engine) pollEvery() time.Duration {
 	if e.PollEvery > 0 {
 		return e.PollEvery
