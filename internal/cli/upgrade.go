@@ -253,7 +253,7 @@ func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.
 	if err != nil {
 		return nil, nil, err
 	}
-	nsl, err := namespaceLabels(ctx, u.c)
+	nsl, err := upgrade.NamespaceLabels(ctx, u.c.Kube)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -44,7 +44,7 @@ func (u *upgradeRun) preflight(ctx context.Context) error {
 	}
 	add("report", checkReportPath(u.f.report))
 	if !u.f.skipped("migrate") {
-		nsl, err := namespaceLabels(ctx, u.c)
+		nsl, err := upgrade.NamespaceLabels(ctx, u.c.Kube)
 		if err != nil {
 			return err
 		}

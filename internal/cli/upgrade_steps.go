@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/upgrade"
 )
 
@@ -14,20 +11,6 @@ import (
 // (internal/upgrade): the CLI only hands the engine the executors that do
 // their writes. Without the migrate step there is no MeshUpgrade to record
 // them in, so withoutMigration runs them in the foreground, unrecorded.
-
-// namespaceLabels reads every namespace's labels for selectors and wave
-// ordering (the inventory keeps only injection labels).
-func namespaceLabels(ctx context.Context, c controlplane.Clients) (map[string]map[string]string, error) {
-	list, err := c.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("failed to list namespaces: %w", err)
-	}
-	out := make(map[string]map[string]string, len(list.Items))
-	for _, ns := range list.Items {
-		out[ns.Name] = ns.Labels
-	}
-	return out, nil
-}
 
 // withoutMigration runs the gateways, tags and prune steps of a run whose
 // migrate step is skipped: there is no MeshUpgrade, so nothing is recorded
