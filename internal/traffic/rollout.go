@@ -121,8 +121,14 @@ type run struct {
 func (r *run) do(ctx context.Context, next *appsv1.Deployment) error {
 	r.oldV, r.newV = r.res.OldVersion, r.res.NewVersion
 	// Routes first, all to the old version: the new pods get no call until
-	// a step sends them one.
+	// a step sends them one. The subsets' clusters must reach every client
+	// before a route names one: a client that gets the route first has no
+	// such cluster and fails the call ("unknown cluster selected for RPC",
+	// seen on proxyless gRPC when both were written at once).
 	if err := r.apply(ctx, destinationRuleGVR, destinationRule(r.ns, r.name, r.host, r.oldV, r.newV)); err != nil {
+		return err
+	}
+	if err := sleep(ctx, r.opts.StepWait); err != nil {
 		return err
 	}
 	if err := r.route(ctx, 0); err != nil {
@@ -136,6 +142,11 @@ func (r *run) do(ctx context.Context, next *appsv1.Deployment) error {
 		return err
 	}
 	r.logf("deployment %s/%s available", r.ns, next.Name)
+	// Its endpoints reach the clients (EDS) before the first step sends
+	// them calls.
+	if err := sleep(ctx, r.opts.StepWait); err != nil {
+		return err
+	}
 	for _, w := range r.opts.Steps {
 		if err := r.route(ctx, w); err != nil {
 			return err
