@@ -20,7 +20,7 @@ type checkView struct {
 func newCheckCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	return snapshotCmd(kube, "check", "Find mesh problems that would hurt an upgrade (exit 0 clean, 1 warnings, 2 errors)",
 		func(cmd *cobra.Command, out *outputFlag, snap *inventory.Snapshot) error {
-			findings := check.Run(snap)
+			findings := vmFindings(cmd, kube, snap, check.Run(snap))
 			view := checkView{Findings: findings, ExitCode: check.ExitCode(findings)}
 			if err := out.print(cmd.OutOrStdout(), view, func(w *tabwriter.Writer) error {
 				return printFindings(w, findings)

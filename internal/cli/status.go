@@ -25,7 +25,10 @@ func newStatusCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 		func(cmd *cobra.Command, out *outputFlag, snap *inventory.Snapshot) error {
 			view := statusView{Summary: snap.Summary(), Snapshot: snap}
 			return out.print(cmd.OutOrStdout(), view, func(w *tabwriter.Writer) error {
-				return printStatus(w, snap, view.Summary, wide)
+				if err := printStatus(w, snap, view.Summary, wide); err != nil {
+					return err
+				}
+				return printVMSection(cmd, kube, w)
 			})
 		})
 	cmd.Flags().BoolVar(&wide, "workloads", false, "also list every workload with its revisions and proxy versions")

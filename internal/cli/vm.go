@@ -285,3 +285,48 @@ func newVMRollbackCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	f.bind(cmd, false)
 	return cmd
 }
+
+// readVMProxies reads the VM proxies `status` and `check` show beside pods.
+// A cluster without Istio's WorkloadEntry CRD has none.
+func readVMProxies(ctx context.Context, kube *genericclioptions.ConfigFlags) ([]inventory.VMProxy, error) {
+	cfg, err := restConfig(kube)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ContentType = "application/json"
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create dynamic client: %w", err)
+	}
+	return inventory.ReadVMs(ctx, dyn)
+}
+
+// vmFindings adds the VM findings to check's; VMs that cannot be read are a
+// note on stderr, never a failed check.
+func vmFindings(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, snap *inventory.Snapshot, findings []check.Finding) []check.Finding {
+	vms, err := readVMProxies(cmd.Context(), kube)
+	if err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: VM proxies not checked: %v\n", err)
+		return findings
+	}
+	return append(findings, check.VMs(vms, snap, time.Now(), 2*time.Minute)...)
+}
+
+// printVMSection appends VM proxies by revision to `status` when there are any.
+func printVMSection(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, w *tabwriter.Writer) error {
+	vms, err := readVMProxies(cmd.Context(), kube)
+	if err != nil {
+		fmt.Fprintf(w, "\nVM proxies not read: %v\n", err)
+		return w.Flush()
+	}
+	if len(vms) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "VM PROXIES BY REVISION (meshroll vm status for each VM)")
+	fmt.Fprintln(w, "REVISION\tVERSION\tVMS")
+	for _, g := range inventory.GroupVMs(vms) {
+		fmt.Fprintf(w, "%s\t%s\t%d\n", dash(g.Revision), dash(g.Version), g.VMs)
+	}
+	return w.Flush()
+}
