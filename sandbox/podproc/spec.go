@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -118,6 +119,12 @@ func containerEnv(pod *corev1.Pod, c *corev1.Container) []string {
 
 // field reads a downward-API field path of pod.
 func field(pod *corev1.Pod, path string) (string, bool) {
+	for prefix, m := range map[string]map[string]string{"metadata.labels": pod.Labels, "metadata.annotations": pod.Annotations} {
+		if key, ok := strings.CutPrefix(path, prefix+"['"); ok {
+			v, ok := m[strings.TrimSuffix(key, "']")]
+			return v, ok
+		}
+	}
 	switch path {
 	case "metadata.name":
 		return pod.Name, true

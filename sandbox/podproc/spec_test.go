@@ -16,12 +16,13 @@ import (
 func injectedPod() *corev1.Pod {
 	grace := int64(7)
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "echo-1", Namespace: "xds", UID: "u1"},
+		ObjectMeta: metav1.ObjectMeta{Name: "echo-1", Namespace: "xds", UID: "u1", Labels: map[string]string{"version": "v2"}},
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: &grace,
 			Containers: []corev1.Container{
 				{Name: "app", Image: "meshroll/xdsapp", Args: []string{"server", "--port=8080"},
-					Env:            []corev1.EnvVar{{Name: "A", Value: "b"}, {Name: "ME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+					Env: []corev1.EnvVar{{Name: "A", Value: "b"}, {Name: "ME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+						{Name: "VERSION", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['version']"}}}},
 					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8081)}}}},
 				{Name: "istio-proxy", Image: "docker.io/istio/proxyv2:1.24.2", Env: []corev1.EnvVar{
 					{Name: "PROXY_CONFIG", Value: `{"discoveryAddress":"istiod-1-24-2.istio-system.svc:15012"}`},
@@ -41,7 +42,7 @@ func TestPodSpec(t *testing.T) {
 	if s.binary != "/bin/xdsapp" || !slices.Equal(s.args, []string{"server", "--port=8080"}) || s.grace != 7*time.Second {
 		t.Errorf("binary %q args %v grace %s", s.binary, s.args, s.grace)
 	}
-	for _, want := range []string{"POD_IP=10.244.0.7", "A=b", "ME=echo-1", "POD_NAMESPACE=xds"} {
+	for _, want := range []string{"POD_IP=10.244.0.7", "A=b", "ME=echo-1", "VERSION=v2", "POD_NAMESPACE=xds"} {
 		if !slices.Contains(s.env, want) {
 			t.Errorf("env %v lacks %s", s.env, want)
 		}

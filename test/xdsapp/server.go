@@ -26,7 +26,7 @@ func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	port := fs.Int("port", 8080, "gRPC port on POD_IP")
 	admin := fs.Int("admin", 8081, "HTTP port on POD_IP for /ready")
-	version := fs.String("version", "v1", "version named in the x-version response header")
+	version := fs.String("version", os.Getenv("VERSION"), "version named in the x-version response header (default $VERSION)")
 	delay := fs.Duration("delay", 10*time.Millisecond, "simulated work per call")
 	drain := fs.Duration("drain", 3*time.Second, "keep serving this long after SIGTERM; 0 exits at once")
 	if err := fs.Parse(args); err != nil {
