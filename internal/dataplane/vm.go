@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -34,10 +35,26 @@ var ErrVMFailed = errors.New("vm agent failed")
 
 // AssignVM points one VM at an assignment. The same merge patch records the
 // upgrade that moved it and what it ran before (kept from the first move of
-// that upgrade, so a resumed or repeated assignment never overwrites it),
-// guarded by the resourceVersion read: a concurrent change is a conflict, not
-// a lost record.
-func (e VMExecutor) AssignVM(ctx context.Context, vm inventory.VMProxy, to vmagent.Assignment, upgrade string) error {
+// that upgrade, so a resumed or repeated assignment never overwrites it). It
+// reads the WorkloadEntry first and guards the patch with that
+// resourceVersion, so the record is computed from what the object holds; the
+// agent's own status writes make conflicts common, and a conflict is read
+// and tried again.
+func (e VMExecutor) AssignVM(ctx context.Context, ref inventory.VMProxy, to vmagent.Assignment, upgrade string) error {
+	var err error
+	for range 10 {
+		var vm inventory.VMProxy
+		if vm, err = e.GetVM(ctx, ref.Namespace, ref.Name); err != nil {
+			return err
+		}
+		if err = e.assign(ctx, vm, to, upgrade); !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (e VMExecutor) assign(ctx context.Context, vm inventory.VMProxy, to vmagent.Assignment, upgrade string) error {
 	ann := map[string]any{
 		vmagent.AnnotationDesiredRevision: to.Revision,
 		vmagent.AnnotationDesiredVersion:  to.Version,
@@ -50,11 +67,7 @@ func (e VMExecutor) AssignVM(ctx context.Context, vm inventory.VMProxy, to vmage
 		}
 		ann[inventory.AnnotationVMPrevious] = prev.String()
 	}
-	meta := map[string]any{"annotations": ann}
-	if vm.ResourceVersion != "" {
-		meta["resourceVersion"] = vm.ResourceVersion
-	}
-	body, err := json.Marshal(map[string]any{"metadata": meta})
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann, "resourceVersion": vm.ResourceVersion}})
 	if err != nil {
 		return fmt.Errorf("failed to encode assignment of VM %q: %w", vm.Ref(), err)
 	}
