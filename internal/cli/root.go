@@ -74,6 +74,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newTagCmd(kube),
 		newUpgradeCmd(kube),
 		newRollbackCmd(kube),
+		newControllerCmd(kube),
 		newReportCmd(kube),
 		newWebhookCmd(kube),
 		newInstallControllerCmd(kube),

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshroll/meshroll/internal/controller"
+)
+
+// controllerFlags bind `meshroll controller`'s flags.
+type controllerFlags struct {
+	metricsAddr, probeAddr, namespace, identity string
+	leaseDuration, renewDeadline, retryPeriod   time.Duration
+	chartsDir, repo                             string
+	dryRun                                      bool
+}
+
+func (f *controllerFlags) bind(cmd *cobra.Command) {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "meshroll-system"
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "serve Prometheus metrics on this address (0 disables)")
+	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "serve /healthz and /readyz on this address")
+	fl.StringVar(&f.namespace, "leader-election-namespace", ns, "namespace of the leader-election Lease (default $POD_NAMESPACE, else meshroll-system)")
+	fl.StringVar(&f.identity, "identity", "", "this replica's name in the Leases (default host/pid/start)")
+	fl.DurationVar(&f.leaseDuration, "lease-duration", 15*time.Second, "a standby takes over at most this long after the leader stopped renewing")
+	fl.DurationVar(&f.renewDeadline, "renew-deadline", 10*time.Second, "the leader gives up leadership when it could not renew for this long")
+	fl.DurationVar(&f.retryPeriod, "retry-period", 2*time.Second, "how often replicas try to acquire or renew the Lease")
+	fl.StringVar(&f.chartsDir, "charts", "", "render Istio from this local charts directory instead of the istio.io/istio Go module")
+	fl.StringVar(&f.repo, "repo", "", "render Istio from this Helm chart repository URL instead of the istio.io/istio Go module")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "check the configuration and the permissions the controller needs, print them and exit without reconciling anything")
+}
+
+func (f *controllerFlags) validate() error {
+	if f.chartsDir != "" && f.repo != "" {
+		return fmt.Errorf("--charts and --repo both name a chart source: pass one")
+	}
+	if f.leaseDuration <= f.renewDeadline || f.renewDeadline <= f.retryPeriod || f.retryPeriod <= 0 {
+		return fmt.Errorf("leader election needs --lease-duration (%s) > --renew-deadline (%s) > --retry-period (%s) > 0", f.leaseDuration, f.renewDeadline, f.retryPeriod)
+	}
+	return nil
+}
+
+func newControllerCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
+	f := &controllerFlags{}
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Reconcile MeshUpgrades in the cluster (run unattended, e.g. from Git): the same steps `meshroll upgrade` runs",
+		Long: `controller runs the MeshUpgrade reconciler. A MeshUpgrade applied to the cluster (kubectl apply, Argo CD,
+Flux) alone drives the upgrade: the target revision is installed from spec.version when missing, the waves
+are planned and recorded in the status, then the engine takes them one step per reconcile (a pause or a
+bake is a requeue). Editing spec.paused pauses and resumes; spec.rollbackRequested rolls back. Run two or
+more replicas: they elect a leader on a Lease; a standby takes over within --lease-duration and resumes
+from the recorded status. Metrics on --metrics-bind-address /metrics, probes on /healthz and /readyz,
+JSON logs on stderr with upgrade, wave and workload keys.`,
+		Example: `  meshroll controller --leader-election-namespace meshroll-system
+  meshroll controller --dry-run   # check the permissions it needs, start nothing`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cfg, err := restConfig(kube)
+			if err != nil {
+				return err
+			}
+			kc, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return fmt.Errorf("failed to create kubernetes client: %w", err)
+			}
+			if err := ping(ctx, kc, cfg.Host); err != nil {
+				return err
+			}
+			if _, err := kc.CoreV1().Namespaces().Get(ctx, f.namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+				return fmt.Errorf("leader-election namespace %q does not exist: create it (kubectl create namespace %s) or pass --leader-election-namespace", f.namespace, f.namespace)
+			}
+			if f.dryRun {
+				missing, err := controller.Missing(ctx, kc)
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "(dry run) leader election: Lease %s/%s, lease %s\n", f.namespace, controller.LeaderElectionID, f.leaseDuration)
+				if len(missing) == 0 {
+					fmt.Fprintf(w, "(dry run) permissions: all %d rule(s) granted\n", len(controller.Rules))
+				}
+				for _, m := range missing {
+					fmt.Fprintf(w, "(dry run) permission missing: %s\n", m)
+				}
+				fmt.Fprintf(w, "(dry run) nothing started\n")
+				if len(missing) > 0 {
+					return fmt.Errorf("%d permission(s) missing; grant them (the meshroll chart's ClusterRole lists them all)", len(missing))
+				}
+				return nil
+			}
+			log := logr.FromSlogHandler(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			return controller.Run(ctx, cfg, controller.Options{
+				MetricsAddr: f.metricsAddr, ProbeAddr: f.probeAddr, Namespace: f.namespace, Identity: f.identity,
+				LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
+				Source: chartSource(f.chartsDir, f.repo), Cache: renderCache(), Logger: log,
+			})
+		},
+	}
+	f.bind(cmd)
+	return cmd
+}
