@@ -482,6 +482,12 @@ func testFullRollout(t *testing.T, w *world) {
 			t.Errorf("%s: %v, want every pod on %s", m.name, got, toImage)
 		}
 	}
+	// testing and dev were already on 1.24.2 (the planted run moved them):
+	// a rollback of this run restores only what it changed, newest first.
+	out, errOut, code := w.meshroll(t, "fleet", "rollback", "full", "--dry-run")
+	if code != 0 || !strings.Contains(out, "in this order:\n  prod-1\n  preprod-1\n(dry run) nothing changed") {
+		t.Errorf("rollback dry run: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // operator plays the humans around a run: approves prod once it waits, and
