@@ -62,8 +62,8 @@ type Engine struct {
 	// Now is the clock (tests pass a fake one); nil is time.Now.
 	Now func() time.Time
 	// FlushEvery bounds how often progress is written to the status while
-	// workloads move (default: 1 s per 200 planned workloads, 1–10 s; see
-	// defaultFlushEvery); phase changes and intents are written at once.
+	// workloads move (default 1 s); phase changes and intents are written
+	// at once.
 	FlushEvery time.Duration
 	// PollEvery is how often a pause or a bake rereads the MeshUpgrade to
 	// notice a requested rollback (default 2 s).
@@ -412,7 +412,7 @@ func (r *run) flushEvery() time.Duration {
 	if r.FlushEvery > 0 {
 		return r.FlushEvery
 	}
-	return defaultFlushEvery(len(r.mu.Status.Workloads))
+	return time.Second
 }
 
 // setPhase changes phase, message and conditions together.
