@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,10 +79,9 @@ func (p *process) running() []int {
 		if err != nil || !strings.HasPrefix(exe, prefix) {
 			continue
 		}
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || zombie(string(st)) {
-			continue
+		if alive(pid) {
+			pids = append(pids, pid)
 		}
-		pids = append(pids, pid)
 	}
 	return pids
 }
@@ -123,9 +123,17 @@ func (p *process) stop(ctx context.Context) error {
 			return fmt.Errorf("failed to stop sidecar pids %v: %w", pids, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
-		pids = p.running()
+		// Poll only the pids found: a /proc scan per tick costs a readlink
+		// per process on the host, for every agent restarting at once.
+		pids = slices.DeleteFunc(pids, func(pid int) bool { return !alive(pid) })
 	}
 	return nil
+}
+
+// alive says pid runs and is not a zombie.
+func alive(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !zombie(string(st))
 }
 
 func (p *process) start() error {
