@@ -52,7 +52,7 @@ func TestVMFleetUpgrade(t *testing.T) {
 		}
 	})
 
-	t.Run("bad input changes nothing", func(t *testing.T) {
+	t.Run("bad input and --dry-run change nothing", func(t *testing.T) {
 		for _, c := range []struct {
 			args []string
 			want string
@@ -66,6 +66,10 @@ func TestVMFleetUpgrade(t *testing.T) {
 			if code == 0 || !strings.Contains(out, c.want) {
 				t.Errorf("meshroll %s: exit %d, output %q; want an error containing %q", strings.Join(c.args, " "), code, out, c.want)
 			}
+		}
+		out, code := f.meshroll("vm", "upgrade", "--to", toVersion, "--waves", "1,10,100%", "--dry-run")
+		if code != 0 || !strings.Contains(out, "vm wave 3 (dry run): would assign 1-24-2@1.24.2 to 39 VM(s)") {
+			t.Errorf("vm upgrade --dry-run: exit %d:\n%s", code, out)
 		}
 		for _, vm := range f.readVMs() {
 			if vm.Desired != from || vm.Upgrade != "" {
