@@ -52,7 +52,8 @@ type Result struct {
 // CRDs (waiting until they are established), then namespaces, then the
 // revision's record (see Record: what remove will delete), then the rest;
 // then it waits until the revision's istiod Deployment is available and its
-// injector webhook exists, and marks the record installed. Every step is an
+// injector webhook exists with istiod's CA in it, and marks the record
+// installed. Every step is an
 // idempotent apply, so an install interrupted at any point completes when it
 // is run again, and the record written before the first revision-owned object
 // lets remove clean up after an install that never completed.
@@ -189,16 +190,31 @@ func InjectorName(rev string) string {
 	return istio.InjectorConfigMapPrefix + "-" + rev
 }
 
-// waitInjector blocks until the revision's injector webhook exists: only then
-// can namespaces be pointed at the revision.
+// waitInjector blocks until the revision's injector webhook exists and every
+// one of its webhooks carries a caBundle: only then can namespaces be pointed
+// at the revision. Istio's charts render the bundle empty and istiod patches
+// in its own CA once it runs; until then the API server cannot verify istiod
+// and, the injector failing closed, would refuse every pod of an injected
+// namespace.
 func waitInjector(ctx context.Context, kc kubernetes.Interface, rev string, timeout time.Duration) error {
 	name := InjectorName(rev)
+	last := "not found"
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		_, err := kc.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
-		return err == nil, nil
+		mwc, err := kc.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		for _, h := range mwc.Webhooks {
+			if len(h.ClientConfig.CABundle) == 0 {
+				last = fmt.Sprintf("webhook %s has no caBundle yet (istiod patches it in)", h.Name)
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("failed to wait for injector webhook %q within %s: %w", name, timeout, err)
+		return fmt.Errorf("failed to wait for injector webhook %q within %s (last seen: %s): %w", name, timeout, last, err)
 	}
 	return nil
 }

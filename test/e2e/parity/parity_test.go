@@ -24,13 +24,9 @@ type allowedDifference struct {
 // allowedDifferences is the one list of them. Each entry must say why the
 // difference is not one a user of istioctl would ever see on a real cluster.
 func allowedDifferences() []allowedDifference {
-	return []allowedDifference{{
-		kind: "ValidatingWebhookConfiguration",
-		path: regexp.MustCompile(`^metadata\.annotations\.sandbox\.meshroll\.io/service$`),
-		why: "sandbox only: the sandbox rewrites Istio's webhooks to its loopback injector (clientConfig.url) and records the " +
-			"Service each originally named; istioctl copies the injector's record onto the validator, meshroll keeps the " +
-			"validator's own (…/validate). Without the sandbox there is no such annotation",
-	}}
+	// None: the sandbox runs real istiod and rewrites nothing of Istio's, so
+	// meshroll and istioctl must agree on every field.
+	return nil
 }
 
 // allowed returns why a difference is allowed, or "".
