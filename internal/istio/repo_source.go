@@ -17,7 +17,6 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/yaml"
 )
 
@@ -45,8 +44,8 @@ type repoChartVersion struct {
 // unpacked once per repository and release into CacheDir, so later renders of
 // the same release need no network.
 type RepoSource struct {
-	// URL is the repository's base URL (the directory holding index.yaml).
-	// oci:// registries are not supported yet.
+	// URL is the repository's base URL (the directory holding index.yaml);
+	// an oci:// URL is pulled through OCISource instead.
 	URL string
 	// CacheDir holds unpacked charts; "" means os.UserCacheDir()/meshroll/charts.
 	CacheDir string
@@ -82,7 +81,7 @@ func (s RepoSource) ChartsDir(ctx context.Context, version string) (string, erro
 		return "", errors.New("failed to use chart repository: no URL given")
 	}
 	if strings.HasPrefix(base, "oci://") {
-		return "", fmt.Errorf("failed to use chart repository %q: oci:// registries are not supported yet, use the repository's https:// URL", s.URL)
+		return OCISource{URL: base, CacheDir: s.CacheDir}.ChartsDir(ctx, version)
 	}
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
 		return "", fmt.Errorf("failed to use chart repository %q: URL must start with https:// or http://", s.URL)
@@ -90,49 +89,14 @@ func (s RepoSource) ChartsDir(ctx context.Context, version string) (string, erro
 	if version == "" || strings.ContainsAny(version, `/\`) || version == "." || version == ".." {
 		return "", fmt.Errorf("failed to fetch istio charts from %q: invalid version %q", base, version)
 	}
-	cacheDir, err := s.cacheDir()
+	cacheDir, err := chartCacheDir(s.CacheDir)
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256([]byte(base))
-	repoDir := filepath.Join(cacheDir, hex.EncodeToString(sum[:8]))
-	dest := filepath.Join(repoDir, version)
-	if repoCacheComplete(dest) {
-		return dest, nil
-	}
-
-	if err := os.MkdirAll(repoDir, 0o755); err != nil {
-		return "", fmt.Errorf("failed to create chart cache directory %q: %w", repoDir, err)
-	}
-	stage, err := os.MkdirTemp(repoDir, ".download-"+version+"-")
-	if err != nil {
-		return "", fmt.Errorf("failed to create chart cache directory %q: %w", repoDir, err)
-	}
-	defer os.RemoveAll(stage) // a no-op after the rename below succeeds
-
-	if err := fetchRelease(ctx, base, version, stage); err != nil {
-		return "", err
-	}
-	if err := os.Rename(stage, dest); err != nil {
-		// Another process may have finished the same download first.
-		if repoCacheComplete(dest) {
-			return dest, nil
-		}
-		return "", fmt.Errorf("failed to store charts of istio %s in %q: %w", version, dest, err)
-	}
-	return dest, nil
-}
-
-// cacheDir resolves CacheDir's default.
-func (s RepoSource) cacheDir() (string, error) {
-	if s.CacheDir != "" {
-		return s.CacheDir, nil
-	}
-	user, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("failed to find user cache directory for charts (set a cache directory): %w", err)
-	}
-	return filepath.Join(user, "meshroll", "charts"), nil
+	return cachedRelease(filepath.Join(cacheDir, hex.EncodeToString(sum[:8])), version, func(stage string) error {
+		return fetchRelease(ctx, base, version, stage)
+	})
 }
 
 // repoCacheComplete reports whether dir holds every chart; directories only appear
@@ -239,26 +203,7 @@ func fetchChart(ctx context.Context, base string, cv repoChartVersion, stage str
 	if ch.Name() != cv.Name || ch.Metadata.Version != cv.Version {
 		return fmt.Errorf("failed to load chart %s from %q: the archive holds chart %s %s", ref, chartURL, ch.Name(), ch.Metadata.Version)
 	}
-	// chartutil.Expand unpacks into <dir>/<chart name> with path checks;
-	// the result then moves to the layout render.go expects.
-	unpack, err := os.MkdirTemp(stage, ".unpack-")
-	if err != nil {
-		return fmt.Errorf("failed to create directory in %q: %w", stage, err)
-	}
-	if err := chartutil.Expand(unpack, bytes.NewReader(raw)); err != nil {
-		return fmt.Errorf("failed to unpack chart %s from %q: %w", ref, chartURL, err)
-	}
-	target := filepath.Join(stage, filepath.FromSlash(string(comp)))
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return fmt.Errorf("failed to create directory %q: %w", filepath.Dir(target), err)
-	}
-	if err := os.Rename(filepath.Join(unpack, cv.Name), target); err != nil {
-		return fmt.Errorf("failed to place chart %s at %q: %w", ref, target, err)
-	}
-	if err := os.Remove(unpack); err != nil {
-		return fmt.Errorf("failed to remove %q: %w", unpack, err)
-	}
-	return nil
+	return expandChart(stage, raw, cv.Name, comp, ref+" from "+chartURL)
 }
 
 // httpGet fetches url with ctx, returning the body (bounded by

@@ -286,9 +286,9 @@ func TestRepoSourceErrors(t *testing.T) {
 			want: []string{"failed to download chart base 1.24.2", "HTTP 404"},
 		},
 		{
-			name: "oci",
-			url:  "oci://registry.example/istio/charts",
-			want: []string{"oci:// registries are not supported yet"},
+			name: "oci goes to OCISource",
+			url:  "oci://127.0.0.1:1/istio/charts",
+			want: []string{`failed to pull chart "oci://127.0.0.1:1/istio/charts/base:1.24.2"`},
 		},
 		{
 			name: "no URL",
