@@ -87,10 +87,16 @@ func (l layout) Install(a Assignment, tarball string, maxBytes int64, files map[
 			return err
 		}
 	}
-	for _, d := range []string{etc, tmp} {
-		if err := syncDir(d); err != nil {
+	// Every directory of the slot is synced before the rename publishes it,
+	// so a power cut never leaves a slot with entries missing.
+	err := filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
 			return err
 		}
+		return syncDir(p)
+	})
+	if err != nil {
+		return fmt.Errorf("failed to sync %q: %w", tmp, err)
 	}
 	dst := l.slot(a)
 	if err := os.RemoveAll(dst); err != nil {
