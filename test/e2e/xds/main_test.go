@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,14 @@ var (
 	fromRev = istio.RevisionName(fromVersion)
 	toRev   = istio.RevisionName(toVersion)
 )
+
+// noRetries turns off the mesh's default retry policy (meshConfig
+// defaultHttpRetryPolicy; Istio's default retries a call twice on
+// unavailable, refused stream or connect failure, and istiod pushes that
+// policy to proxyless gRPC clients too). With it, a call cut by a dying
+// server is retried on another and never counted: the harness must see
+// every cut call, in the zero-failure runs as in the controls.
+const noRetries = "meshConfig.defaultHttpRetryPolicy.attempts=0"
 
 // buildTimeout covers cold builds of pilot-discovery and of the app on two
 // busy cores.
@@ -128,10 +137,23 @@ func (e *env) install(t *testing.T, version string) {
 	}
 	began := time.Now()
 	if _, err := controlplane.Install(t.Context(), controlplane.Clients{Kube: e.kube, Dynamic: e.dyn},
-		controlplane.InstallOptions{Render: istio.RenderOptions{Version: version, Revision: rev}}); err != nil {
+		controlplane.InstallOptions{Render: istio.RenderOptions{Version: version, Revision: rev, Set: []string{noRetries}}}); err != nil {
 		t.Fatalf("install %s: %v", version, err)
 	}
+	e.assertNoRetries(t, rev)
 	t.Logf("MEASURE install of %s (istiod ready): %s", rev, time.Since(began).Round(100*time.Millisecond))
+}
+
+// assertNoRetries checks that revision rev's mesh config turns retries off.
+func (e *env) assertNoRetries(t *testing.T, rev string) {
+	t.Helper()
+	cm, err := e.kube.CoreV1().ConfigMaps(istio.SystemNamespace).Get(t.Context(), "istio-"+rev, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mesh := cm.Data["mesh"]; !strings.Contains(mesh, "defaultHttpRetryPolicy") {
+		t.Fatalf("mesh config of %s has no defaultHttpRetryPolicy (%s):\n%s", rev, noRetries, mesh)
+	}
 }
 
 // meshroll runs the CLI in-process and fails the test on a non-zero exit.

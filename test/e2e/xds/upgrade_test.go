@@ -21,17 +21,21 @@ import (
 	"github.com/meshroll/meshroll/internal/istio"
 )
 
-// Load of the upgrade runs: two clients at 250 calls/s each (≥ 500/s, the
-// seed's Fortio rate) against three servers whose calls take 5 ms.
+// Load of every run: two clients at 250 calls/s each (≥ 500/s, the seed's
+// Fortio rate) against three servers whose calls take 20 ms (about ten
+// calls in flight at any time, so a server cut off mid-call shows).
 const (
 	clientReplicas = 2
 	clientQPS      = 250
 	serverReplicas = 3
-	serverDelay    = "5ms"
+	serverDelay    = "20ms"
 	// serverDrain is how long a terminating server keeps serving: the time
 	// the mesh needs to learn its endpoint is gone (endpoints controller,
 	// istiod's debounce, EDS push) with a wide margin.
 	serverDrain = "3s"
+	// noDrain is a server that exits at once on SIGTERM, cutting its calls
+	// in flight, as an application without drain handling does.
+	noDrain = "0s"
 	// quiet is the steady load measured before and after each procedure.
 	quiet = 15 * time.Second
 )
@@ -43,9 +47,10 @@ type mesh struct {
 	servers, clients *appsv1.Deployment
 }
 
-// deployMesh creates the namespaces (on revision rev), servers, their
-// Service and clients, and waits until every process is ready.
-func (e *env) deployMesh(t *testing.T, prefix, rev, drain string) *mesh {
+// deployMesh creates the namespaces (on revision rev), servers (Deployment
+// server, version v1, draining for drain), their Service echo and the
+// clients, and waits until every process is ready.
+func (e *env) deployMesh(t *testing.T, prefix, rev, server, drain string) *mesh {
 	t.Helper()
 	m := &mesh{echoNS: prefix + "-echo", clientNS: prefix + "-client"}
 	var err error
@@ -56,7 +61,7 @@ func (e *env) deployMesh(t *testing.T, prefix, rev, drain string) *mesh {
 	for _, ns := range []string{m.echoNS, m.clientNS} {
 		e.namespace(t, ns, map[string]string{istio.LabelRev: rev})
 	}
-	m.servers = echoServers(m.echoNS, "echo", "v1", serverReplicas, serverDelay, drain)
+	m.servers = echoServers(m.echoNS, server, "v1", serverReplicas, serverDelay, drain)
 	m.clients = clients(m.clientNS, m.echoNS, "echo", clientReplicas, clientQPS, m.stats)
 	e.create(t, echoService(m.echoNS, "echo", "echo"), m.servers)
 	e.waitAvailable(t, 3*time.Minute, m.servers)
@@ -144,109 +149,102 @@ func report(t *testing.T, l load, start time.Time, phases []phase) []summary {
 	return out
 }
 
-// TestUpgradeLosesNoRequest is the product's promise on a real xDS data
-// plane: ≥ 500 calls/s from proxyless gRPC clients to proxyless gRPC servers,
-// all injected by istiod 1.23.2 and routed by what it pushes, through a full
-// `meshroll upgrade --to 1.24.2 --prune` (canary istiod installed, servers then
-// clients restarted onto it in waves, the default tag moved, the old istiod
-// removed): not one call fails. Servers drain on SIGTERM as a well-behaved
-// application does.
-func TestUpgradeLosesNoRequest(t *testing.T) {
-	e := newEnv(t)
-	e.install(t, fromVersion)
-	if _, err := controlplane.SetTag(t.Context(), controlplane.Clients{Kube: e.kube, Dynamic: e.dyn},
-		controlplane.TagOptions{Tag: "default", Revision: fromRev, Version: fromVersion, Overwrite: true, Force: true}); err != nil {
-		t.Fatal(err)
-	}
-	m := e.deployMesh(t, "zero", fromRev, serverDrain)
-	defer e.deleteNamespaces(t, m.echoNS, m.clientNS)
+// upgradeRun is what runUpgrade measured.
+type upgradeRun struct {
+	before, during, after summary
+}
 
+// runUpgrade measures the load on m for quiet, through `meshroll upgrade
+// --to 1.24.2 --prune` of m's namespaces (servers first), and for quiet
+// after; it checks that the upgrade happened.
+func (e *env) runUpgrade(t *testing.T, m *mesh, name string, extra ...string) (upgradeRun, string) {
+	t.Helper()
 	start := time.Now()
 	time.Sleep(quiet)
 	upgradeStart := time.Now()
-	reportFile := filepath.Join(m.stats, "upgrade.html")
-	out := meshroll(t, "upgrade", "--to", toVersion, "--from", fromRev, "--name", "xds-zero",
-		"--namespace-only", m.echoNS+","+m.clientNS, "--first", m.echoNS, "--waves", "1,100%",
-		"--prune", "--report", reportFile)
+	out := meshroll(t, append([]string{"upgrade", "--to", toVersion, "--from", fromRev, "--name", name,
+		"--namespace-only", m.echoNS + "," + m.clientNS, "--first", m.echoNS, "--waves", "1,100%",
+		"--prune", "--set", noRetries, "--report", filepath.Join(m.stats, "upgrade.html")}, extra...)...)
 	upgradeEnd := time.Now()
 	t.Logf("meshroll upgrade (%s):\n%s", upgradeEnd.Sub(upgradeStart).Round(100*time.Millisecond), out)
 	time.Sleep(quiet)
 	end := time.Now()
 	l := e.stopClients(t, m)
+	sums := report(t, l, start, []phase{{"before", start, upgradeStart}, {"during", upgradeStart, upgradeEnd}, {"after", upgradeEnd, end}})
 
-	phases := []phase{{"before", start, upgradeStart}, {"during", upgradeStart, upgradeEnd}, {"after", upgradeEnd, end}}
-	sums := report(t, l, start, phases)
+	e.assertProxies(t, toRev, m.echoNS, m.clientNS)
+	e.assertNoRetries(t, toRev)
+	if _, err := e.kube.AppsV1().Deployments(istio.SystemNamespace).Get(t.Context(), "istiod-"+fromRev, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("istiod-%s after --prune: %v, want it removed", fromRev, err)
+	}
+	if sums[1].ok == 0 {
+		t.Error("no call was answered during the upgrade")
+	}
+	return upgradeRun{before: sums[0], during: sums[1], after: sums[2]}, out
+}
+
+// prepareUpgrade installs the old revision (and points the default tag at
+// it, so the upgrade has a tag to move) unless it runs.
+func (e *env) prepareUpgrade(t *testing.T) {
+	t.Helper()
+	e.install(t, fromVersion)
+	if _, err := controlplane.SetTag(t.Context(), controlplane.Clients{Kube: e.kube, Dynamic: e.dyn},
+		controlplane.TagOptions{Tag: "default", Revision: fromRev, Version: fromVersion, Overwrite: true, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpgradeLosesNoRequest is the product's promise on a real xDS data
+// plane, gated by istiod's own metrics in the real Prometheus: ≥ 500 calls/s from proxyless gRPC clients to proxyless gRPC servers,
+// all injected by istiod 1.23.2 and routed by what it pushes, through a full
+// `meshroll upgrade --to 1.24.2 --prune` (canary istiod installed, servers then
+// clients restarted onto it in waves, the default tag moved, the old istiod
+// removed): not one call fails. Servers drain on SIGTERM as a well-behaved
+// application does (keep serving while the mesh learns the endpoint is gone).
+func TestUpgradeLosesNoRequest(t *testing.T) {
+	e := newEnv(t)
+	e.prepareUpgrade(t)
+	m := e.deployMesh(t, "zero", fromRev, "echo", serverDrain)
+	defer e.deleteNamespaces(t, m.echoNS, m.clientNS)
+	prom := e.startIstiodPrometheus(t)
+	run, out := e.runUpgrade(t, m, "xds-zero", istiodGates(prom)...)
+	assertIstiodMetrics(t, prom, out)
 	total, calls := 0, 0
-	for _, s := range sums {
+	for _, s := range []summary{run.before, run.during, run.after} {
 		total += s.fail
 		calls += s.ok + s.fail
 	}
 	if total != 0 {
 		t.Errorf("%d of %d calls failed through the upgrade; want 0", total, calls)
 	}
-	if rate := float64(calls) / end.Sub(start).Seconds(); rate < 500 {
+	seconds := run.before.seconds + run.during.seconds + run.after.seconds
+	if rate := float64(calls) / float64(max(seconds, 1)); rate < 500 {
 		t.Errorf("load was %.0f calls/s; the test needs ≥ 500", rate)
-	}
-	if sums[1].ok == 0 {
-		t.Error("no call was answered during the upgrade")
-	}
-
-	// The upgrade really happened: pods on the new revision, the old
-	// istiod gone.
-	e.assertProxies(t, toRev, m.echoNS, m.clientNS)
-	if _, err := e.kube.AppsV1().Deployments(istio.SystemNamespace).Get(t.Context(), "istiod-"+fromRev, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("istiod-%s after --prune: %v, want it removed", fromRev, err)
 	}
 }
 
-// TestRemovingOldIstiodFirstLosesRequests is the negative control of the
-// same harness: the naive order — the old istiod taken away while its
-// clients still use it, then the servers moved to the new revision — leaves
-// the clients with the endpoints they last heard of, which stop answering:
-// calls fail until the old istiod is back. If this test sees no failure, the
-// harness cannot see failures and the zero above means nothing.
-func TestRemovingOldIstiodFirstLosesRequests(t *testing.T) {
+// TestUpgradeWithoutDrainLosesRequests is the negative control of the same
+// harness and the same `meshroll upgrade`: servers that exit at once on
+// SIGTERM, while clients still have their endpoints, cut the calls in flight
+// and those fail. If this test sees no failure, the harness cannot see
+// failures and the zero above means nothing.
+//
+// (Removing the old istiod before its clients moved, the other naive order,
+// shows no failure in this sandbox: kwok gives a new pod the address of the
+// pod deleted just before it, so the endpoints a cut-off client keeps still
+// answer. It is not a control here.)
+func TestUpgradeWithoutDrainLosesRequests(t *testing.T) {
 	e := newEnv(t)
-	e.install(t, fromVersion)
-	e.install(t, toVersion)
-	m := e.deployMesh(t, "naive", fromRev, serverDrain)
+	e.prepareUpgrade(t)
+	m := e.deployMesh(t, "nodrain", fromRev, "echo", noDrain)
 	defer e.deleteNamespaces(t, m.echoNS, m.clientNS)
-	old := "istiod-" + fromRev
-	defer e.scale(t, istio.SystemNamespace, old, 1)
-
-	start := time.Now()
-	time.Sleep(quiet)
-	naiveStart := time.Now()
-	e.scale(t, istio.SystemNamespace, old, 0)
-	waitFor(t, time.Minute, func(ctx context.Context) (bool, error) {
-		pods, err := e.kube.CoreV1().Pods(istio.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=istiod,istio.io/rev=" + fromRev})
-		return err == nil && len(pods.Items) == 0, err
-	})
-	// The servers move to the new revision: namespace relabelled, restarted.
-	nsPatch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, istio.LabelRev, toRev)
-	if _, err := e.kube.CoreV1().Namespaces().Patch(t.Context(), m.echoNS, types.MergePatchType, nsPatch, metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
+	run, _ := e.runUpgrade(t, m, "xds-nodrain")
+	if run.before.fail != 0 {
+		t.Errorf("%d calls failed before the upgrade; want 0", run.before.fail)
 	}
-	restart := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339))
-	if _, err := e.kube.AppsV1().Deployments(m.echoNS).Patch(t.Context(), "echo", types.MergePatchType, restart, metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
+	if run.during.fail == 0 {
+		t.Error("no call failed with servers that do not drain: the harness cannot see failures")
 	}
-	e.waitAvailable(t, 3*time.Minute, m.servers)
-	time.Sleep(quiet)
-	naiveEnd := time.Now()
-	e.scale(t, istio.SystemNamespace, old, 1)
-	e.waitAvailable(t, 3*time.Minute, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: istio.SystemNamespace, Name: old}})
-	time.Sleep(quiet)
-	end := time.Now()
-	l := e.stopClients(t, m)
-
-	sums := report(t, l, start, []phase{{"before", start, naiveStart}, {"naive", naiveStart, naiveEnd}, {"back", naiveEnd, end}})
-	if sums[0].fail != 0 {
-		t.Errorf("%d calls failed before anything changed; want 0", sums[0].fail)
-	}
-	if sums[1].fail == 0 {
-		t.Errorf("no call failed with the old istiod removed before its clients moved: the harness cannot see failures")
-	}
-	t.Logf("MEASURE negative control: %d of %d calls failed after the old istiod went away first (%v)",
-		sums[1].fail, sums[1].ok+sums[1].fail, sums[1].codes)
+	t.Logf("MEASURE negative control: %d of %d calls failed during the upgrade with servers that do not drain (%v)",
+		run.during.fail, run.during.ok+run.during.fail, run.during.codes)
 }

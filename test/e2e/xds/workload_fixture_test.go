@@ -21,11 +21,12 @@ const (
 )
 
 // appDeployment is a Deployment of xdsapp in mode (server or client) with
-// args, labelled app=<name>, version=<version>: Istio injects it with its
-// grpc-agent template (proxyless gRPC), and the sandbox runs its pods as
-// processes. Probes are not rewritten to an agent port: no agent runs.
-func appDeployment(ns, name, version string, replicas int32, args ...string) *appsv1.Deployment {
-	labels := map[string]string{"app": name, "version": version}
+// args, its pods labelled app=<app>, version=<version> (in $VERSION): Istio
+// injects it with its grpc-agent template (proxyless gRPC), and the sandbox
+// runs its pods as processes. Probes are not rewritten to an agent port: no
+// agent runs.
+func appDeployment(ns, name, app, version string, replicas int32, args ...string) *appsv1.Deployment {
+	labels := map[string]string{"app": app, "version": version}
 	grace := int64(10)
 	tpl := map[string]string{podproc.Label: "true"}
 	for k, v := range labels {
@@ -46,6 +47,8 @@ func appDeployment(ns, name, version string, replicas int32, args ...string) *ap
 					TerminationGracePeriodSeconds: &grace,
 					Containers: []corev1.Container{{
 						Name: "app", Image: appImage, Args: args,
+						Env: []corev1.EnvVar{{Name: "VERSION", ValueFrom: &corev1.EnvVarSource{
+							FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['version']"}}}},
 						Ports: []corev1.ContainerPort{{Name: "grpc", ContainerPort: grpcPort}},
 						ReadinessProbe: &corev1.Probe{
 							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(adminPort)}},
@@ -58,19 +61,24 @@ func appDeployment(ns, name, version string, replicas int32, args ...string) *ap
 	}
 }
 
-// echoServers is the server Deployment: every call takes delay of simulated
+// echoServers is a server Deployment (pods app=echo): every call takes delay of simulated
 // work; on SIGTERM a server drains for drain (0: exits at once).
 func echoServers(ns, name, version string, replicas int32, delay, drain string) *appsv1.Deployment {
-	return appDeployment(ns, name, version, replicas, "server", fmt.Sprintf("--port=%d", grpcPort), fmt.Sprintf("--admin=%d", adminPort),
-		"--version="+version, "--delay="+delay, "--drain="+drain)
+	return appDeployment(ns, name, "echo", version, replicas, "server", fmt.Sprintf("--port=%d", grpcPort), fmt.Sprintf("--admin=%d", adminPort),
+		"--delay="+delay, "--drain="+drain)
 }
+
+// callTimeout is the deadline of one call: long enough that a call starved
+// of CPU on a loaded two-core machine is not counted as lost; a call the
+// mesh really drops fails at once (Unavailable), not at its deadline.
+const callTimeout = "5s"
 
 // clients is the client Deployment, each replica sending qps calls per
 // second to service in serverNS and writing its seconds to statsDir.
 func clients(ns, serverNS, service string, replicas int32, qps int, statsDir string) *appsv1.Deployment {
-	return appDeployment(ns, "client", "v1", replicas, "client",
+	return appDeployment(ns, "client", "client", "v1", replicas, "client",
 		fmt.Sprintf("--target=xds:///%s.%s.svc.cluster.local:%d", service, serverNS, grpcPort),
-		fmt.Sprintf("--qps=%d", qps), fmt.Sprintf("--admin=%d", adminPort), "--stats="+statsDir)
+		fmt.Sprintf("--qps=%d", qps), fmt.Sprintf("--admin=%d", adminPort), "--stats="+statsDir, "--timeout="+callTimeout)
 }
 
 // echoService is the Service of the servers (selector app=<app>).
