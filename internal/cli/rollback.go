@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/controller"
 	"github.com/meshroll/meshroll/internal/dataplane"
 	"github.com/meshroll/meshroll/internal/gate"
 	"github.com/meshroll/meshroll/internal/inventory"
@@ -87,6 +88,14 @@ kill or a failed status write) is never missed. Rerun it to resume after an inte
 			}
 			if _, err := store.Patch(ctx, mu.Name, []byte(`{"spec":{"rollbackRequested":true}}`)); err != nil {
 				return err
+			}
+			if holder, ok, err := controller.Running(ctx, c.Kube, time.Now()); err != nil {
+				return err
+			} else if ok {
+				// Where a controller runs, it rolls back: a second engine
+				// would only wait for its lease.
+				fmt.Fprintf(w, "rollback of %s requested (spec.rollbackRequested); the meshroll controller (%s) rolls it back — follow it with `kubectl get mu %s -w` or `meshroll report %s`\n", mu.Name, holder, mu.Name, mu.Name)
+				return nil
 			}
 			snap, err := inventory.Read(ctx, ic, time.Now())
 			if err != nil {

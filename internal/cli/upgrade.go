@@ -111,7 +111,12 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	if err := u.preflight(ctx); err != nil {
 		return err
 	}
-	if !f.skipped("install") {
+	// Where a controller runs, it installs (spec.version) and migrates.
+	holder, viaCtl, err := u.controllerRuns(ctx)
+	if err != nil {
+		return err
+	}
+	if !f.skipped("install") && !viaCtl {
 		if err := u.install(ctx); err != nil {
 			return err
 		}
@@ -128,7 +133,14 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	}
 	// The gateways, waves, tags and prune steps are one recorded list run
 	// by the engine; a rollback or a halt flips the gateways back itself.
-	mu, err := u.migrate(ctx)
+	var mu *v1alpha1.MeshUpgrade
+	if viaCtl {
+		if mu, err = u.viaController(ctx, holder); mu == nil && err == nil {
+			return nil // handed over, not followed (--wait=false)
+		}
+	} else {
+		mu, err = u.migrate(ctx)
+	}
 	if mu != nil && f.report != "" {
 		if rerr := writeReport(f.report, mu); rerr != nil {
 			err = errors.Join(err, rerr)

@@ -32,8 +32,11 @@ type upgradeFlags struct {
 	probe                        string
 	rollback                     string
 	drill, prune, dryRun         bool
-	report                       string
-	webhook                      bool
+	// wait follows a MeshUpgrade handed to a running controller until it
+	// ends (upgrade_controller.go).
+	wait    bool
+	report  string
+	webhook bool
 }
 
 func (f *upgradeFlags) bind(cmd *cobra.Command) {
@@ -61,6 +64,7 @@ func (f *upgradeFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.rollback, "rollback", "auto", "after a failed rollout or gate: auto (restore every moved workload) or manual (halt)")
 	fl.BoolVar(&f.drill, "drill", false, "roll forward, then roll everything back: rehearse the rollback")
 	fl.BoolVar(&f.prune, "prune", false, "remove the old revision once nothing references it")
+	fl.BoolVar(&f.wait, "wait", true, "where a meshroll controller runs, follow the MeshUpgrade it was handed with the live view until it ends (false: create it and return)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the full plan (version path, objects, waves) and change nothing")
 	fl.StringSliceVar(&f.skip, "skip", nil, "steps to skip: "+strings.Join(upgradeSteps, ", "))
 	fl.StringVar(&f.report, "report", "", "write the HTML report of the run to this file")

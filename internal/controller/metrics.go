@@ -79,8 +79,11 @@ func (m *Metrics) Observe(name string, st *v1alpha1.MeshUpgradeStatus) {
 		m.Workloads.WithLabelValues(name, state).Set(float64(n))
 	}
 	if n := len(st.Samples); n > 0 {
-		for rev, pods := range st.Samples[n-1].Pods {
-			m.Proxies.WithLabelValues(name, rev).Set(float64(pods))
+		// Every revision the run has seen, so the one it left drops to 0.
+		for _, s := range st.Samples {
+			for rev := range s.Pods {
+				m.Proxies.WithLabelValues(name, rev).Set(float64(st.Samples[n-1].Pods[rev]))
+			}
 		}
 	}
 	m.mu.Lock()
