@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
@@ -18,6 +19,11 @@ import (
 func Running(ctx context.Context, kube kubernetes.Interface, now time.Time) (holder string, ok bool, err error) {
 	list, err := kube.CoordinationV1().Leases(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", LeaderElectionID).String()})
+	if apierrors.IsForbidden(err) {
+		// A user who may not list Leases runs the CLI as before; the
+		// engine's own per-upgrade lease still keeps two engines apart.
+		return "", false, nil
+	}
 	if err != nil {
 		return "", false, fmt.Errorf("failed to look for a meshroll controller's Lease: %w", err)
 	}
