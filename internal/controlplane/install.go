@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -81,6 +82,9 @@ func Install(ctx context.Context, c Clients, opts InstallOptions) (*Result, erro
 	}
 	crds, rest := manifest.Split(objs)
 	namespaces := namespacesFor(rest)
+	if err := leaveToIstiod(ctx, c.Kube, rest); err != nil {
+		return nil, err
+	}
 
 	prev, found, err := ReadRecord(ctx, c.Kube, ns, rev)
 	if err != nil {
@@ -215,6 +219,57 @@ func waitInjector(ctx context.Context, kc kubernetes.Interface, rev string, time
 	})
 	if err != nil {
 		return fmt.Errorf("failed to wait for injector webhook %q within %s (last seen: %s): %w", name, timeout, last, err)
+	}
+	return nil
+}
+
+// leaveToIstiod drops from the rendered validating webhooks what the running
+// istiod manages itself, so that applying the revision again never takes it
+// back: the empty caBundle the chart renders (istiod patches in its CA) and
+// the chart's failurePolicy Ignore where istiod has already switched the live
+// webhook to Fail (it does once it has seen itself reject invalid config).
+// Re-applying either would leave the validator unverifiable or fail-open
+// until istiod noticed and patched it again.
+func leaveToIstiod(ctx context.Context, kc kubernetes.Interface, objs []*unstructured.Unstructured) error {
+	for _, o := range objs {
+		if o.GetKind() != "ValidatingWebhookConfiguration" {
+			continue
+		}
+		hooks, _, err := unstructured.NestedSlice(o.Object, "webhooks")
+		if err != nil {
+			return fmt.Errorf("failed to read webhooks of %q: %w", o.GetName(), err)
+		}
+		live := map[string]admissionv1.FailurePolicyType{}
+		cur, err := kc.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, o.GetName(), metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return fmt.Errorf("failed to get validating webhook %q: %w", o.GetName(), err)
+		default:
+			for _, h := range cur.Webhooks {
+				if h.FailurePolicy != nil {
+					live[h.Name] = *h.FailurePolicy
+				}
+			}
+		}
+		for _, raw := range hooks {
+			h, ok := raw.(map[string]any)
+			if !ok {
+				continue
+			}
+			if cc, ok := h["clientConfig"].(map[string]any); ok {
+				if ca, _ := cc["caBundle"].(string); ca == "" {
+					delete(cc, "caBundle")
+				}
+			}
+			name, _ := h["name"].(string)
+			if live[name] == admissionv1.Fail {
+				delete(h, "failurePolicy")
+			}
+		}
+		if err := unstructured.SetNestedSlice(o.Object, hooks, "webhooks"); err != nil {
+			return fmt.Errorf("failed to write webhooks of %q: %w", o.GetName(), err)
+		}
 	}
 	return nil
 }

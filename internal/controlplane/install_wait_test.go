@@ -7,6 +7,7 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -48,5 +49,54 @@ func TestWaitInjectorWaitsForIstiodsCA(t *testing.T) {
 				t.Fatalf("err = %v, want one saying %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestReinstallLeavesIstiodsValidatorAlone is the second-install defect
+// real istiod showed (TestRevisionLifecycle): the chart renders the
+// validator with caBundle "" and failurePolicy Ignore, istiod then patches in
+// its CA and switches to Fail, and re-applying the chart took both back
+// (fail-open and unverifiable until istiod patched it again).
+func TestReinstallLeavesIstiodsValidatorAlone(t *testing.T) {
+	rendered := func() *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+			"metadata": map[string]any{"name": "istio-validator-1-24-2-istio-system"},
+			"webhooks": []any{map[string]any{
+				"name": "rev.validation.istio.io", "failurePolicy": "Ignore",
+				"clientConfig": map[string]any{"caBundle": "", "service": map[string]any{"name": "istiod-1-24-2", "namespace": "istio-system"}},
+			}},
+		}}
+	}
+	hook := func(o *unstructured.Unstructured) map[string]any {
+		hooks, _, _ := unstructured.NestedSlice(o.Object, "webhooks")
+		return hooks[0].(map[string]any)
+	}
+
+	first := rendered()
+	if err := leaveToIstiod(t.Context(), fake.NewClientset(), []*unstructured.Unstructured{first}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := hook(first)["clientConfig"].(map[string]any)["caBundle"]; ok {
+		t.Errorf("first install applies the chart's empty caBundle: %v", hook(first))
+	}
+	if hook(first)["failurePolicy"] != "Ignore" {
+		t.Errorf("first install: failurePolicy = %v, want the chart's Ignore (istiod switches it once it serves)", hook(first)["failurePolicy"])
+	}
+
+	fail := admissionv1.Fail
+	live := &admissionv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "istio-validator-1-24-2-istio-system"},
+		Webhooks:   []admissionv1.ValidatingWebhook{{Name: "rev.validation.istio.io", FailurePolicy: &fail}},
+	}
+	again := rendered()
+	if err := leaveToIstiod(t.Context(), fake.NewClientset(live), []*unstructured.Unstructured{again}); err != nil {
+		t.Fatal(err)
+	}
+	if fp, ok := hook(again)["failurePolicy"]; ok {
+		t.Errorf("reinstall claims failurePolicy %v over istiod's Fail", fp)
+	}
+	if svc := hook(again)["clientConfig"].(map[string]any)["service"]; svc == nil {
+		t.Errorf("the Service reference was dropped: %v", hook(again))
 	}
 }
