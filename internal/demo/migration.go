@@ -18,7 +18,7 @@ import (
 // relabel) and half in unlabelled namespaces whose pod templates carry the
 // label (moved per workload). The e2e tests and the migration benchmark use
 // it; every pod is created by the real controllers and injected by the
-// sandbox injector through Istio's real webhooks.
+// real istiod of the revision through Istio's real webhooks.
 type MigrationOptions struct {
 	// Prefix starts every namespace name (default "mig").
 	Prefix string

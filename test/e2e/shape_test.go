@@ -154,8 +154,8 @@ func (e *env) buildShapes(t *testing.T) {
 	for _, d := range deploys {
 		waitPods(t, e, d.Namespace, d.Name, 2)
 	}
-	// The sandbox's stand-in injector knows no image types; istiod gives
-	// these pods the distroless image, so they get it here the same way.
+	// The distroless image of these pods' image type, pinned to the
+	// test's own image name so the check's expectations are exact.
 	setProxyImage(t, e, nsMesh, "distroless-ann", shapeImage+"-distroless")
 	setProxyImage(t, e, nsMesh, "distroless-pc", shapeImage+"-distroless")
 	// The stale shape: these sidecars were injected by an earlier patch
