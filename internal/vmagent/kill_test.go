@@ -103,32 +103,4 @@ func agentDone(f *fixture, want vmagent.Assignment) bool {
 }
 
 // sidecarCount counts processes running a binary from the VM's versions/.
-func sidecarCount(t *testing.T, f *fixture) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	prefix := filepath.Join(f.vm.Config.Root, "versions") + "/"
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && len(exe) > len(prefix) && exe[:len(prefix)] == prefix {
-			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && !isZombie(string(st)) {
-				n++
-			}
-		}
-	}
-	return n
-}
-
-func isZombie(stat string) bool {
-	for i := len(stat) - 1; i > 0; i-- {
-		if stat[i] == ')' {
-			return i+2 < len(stat) && stat[i+2] == 'Z'
-		}
-	}
-	return false
-}
+func sidecarCount(_ *testing.T, f *fixture) int { return len(vmagent.SidecarPIDs(f.vm.Config.Root)) }

@@ -59,16 +59,18 @@ type process struct {
 
 func (p *process) pidFile() string { return filepath.Join(p.root, "sidecar.pid") }
 
-// running returns the pids of sidecar processes: those whose executable
-// lives under Root/versions. Scanning /proc instead of trusting the pid file
-// also finds a sidecar started by an agent killed before it wrote the pid
-// file, and never signals a recycled pid.
-func (p *process) running() []int {
+func (p *process) running() []int { return SidecarPIDs(p.root) }
+
+// SidecarPIDs returns the pids of the sidecar processes of the agent rooted
+// at root: those whose executable lives under root/versions. Scanning /proc
+// instead of trusting the pid file also finds a sidecar started by an agent
+// killed before it wrote the pid file, and never signals a recycled pid.
+func SidecarPIDs(root string) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	prefix := filepath.Join(p.root, "versions") + "/"
+	prefix := filepath.Join(root, "versions") + "/"
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
