@@ -185,8 +185,8 @@ func TestHardening(t *testing.T) {
 		}
 	}
 	args, _, _ := unstructured.NestedStringSlice(c, "args")
-	if !slices.Contains(args, "--leader-elect=true") {
-		t.Errorf("args %v lack --leader-elect=true", args)
+	if !slices.Contains(args, "--leader-election-namespace="+charts.DefaultNamespace) {
+		t.Errorf("args %v lack --leader-election-namespace=%s", args, charts.DefaultNamespace)
 	}
 	if _, _, err := unstructured.NestedMap(c, "resources", "limits"); err != nil {
 		t.Error(err)
