@@ -154,6 +154,22 @@ func TestVMFleetUpgrade(t *testing.T) {
 		}
 	})
 
+	t.Run("an agent that stops reporting is flagged and its VM refused", func(t *testing.T) {
+		_ = f.agents[49].Process.Kill()
+		_ = f.agents[49].Wait()
+		f.agents[49] = nil
+		time.Sleep(5 * time.Second) // the agents heartbeat every 3 s
+		out, code := f.meshroll("vm", "status", "--stale-after", "4s")
+		if code != 1 || !strings.Contains(out, "vm-agent-unreachable") || !strings.Contains(out, "vms/vm-49") {
+			t.Fatalf("vm status: exit %d, want 1 naming vm-49 unreachable:\n%s", code, out)
+		}
+		out, code = f.meshroll("vm", "upgrade", "--to", fromVersion, "--stale-after", "4s", "--dry-run")
+		if code == 0 || !strings.Contains(out, "vms/vm-49 (last heartbeat") {
+			t.Fatalf("vm upgrade with a silent agent: exit %d, want a refusal naming vm-49:\n%s", code, out)
+		}
+		f.startAgent(49)
+	})
+
 	t.Run("meshroll vm rollback reassigns the previous revision and waits", func(t *testing.T) {
 		t0 := time.Now()
 		out, code := f.meshroll("vm", "rollback", "vm-"+toRev, "--parallelism", "50", "--poll", "200ms")
