@@ -1,0 +1,134 @@
+package controller
+
+import (
+	"fmt"
+	"net/http"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/demo"
+	"github.com/meshroll/meshroll/internal/istio"
+	"github.com/meshroll/meshroll/internal/upgrade"
+	"github.com/meshroll/meshroll/sandbox/sandboxtest"
+)
+
+// BenchmarkControllerVsCLI migrates 1,000 workloads twice in the same run
+// (two seeds of the same shape, same waves and parallelism): first with
+// `meshroll upgrade` (the binary, no controller running), then by two
+// controller processes from a created MeshUpgrade. It reports both times,
+// their ratio (target ≤ 1.2) and the leader's reconcile latency p50/p99
+// from its /metrics.
+func BenchmarkControllerVsCLI(b *testing.B) {
+	e := newEnv(b)
+	const workloads = 1000
+	if _, err := controlplane.Install(b.Context(), controlplane.Clients{Kube: e.kube, Dynamic: e.dyn},
+		controlplane.InstallOptions{Render: istio.RenderOptions{Version: toVersion, Revision: toRev}}); err != nil {
+		b.Fatalf("install %s: %v", toVersion, err)
+	}
+	for i := 0; i < b.N; i++ {
+		cliNS := e.seed(b, demo.MigrationOptions{Prefix: fmt.Sprintf("bcli%d", i), Namespaces: 20, Workloads: workloads}).NamespaceNames()
+		ctlNS := e.seed(b, demo.MigrationOptions{Prefix: fmt.Sprintf("bctl%d", i), Namespaces: 20, Workloads: workloads}).NamespaceNames()
+
+		start := time.Now()
+		cmd := exec.Command(e.bin, "upgrade", "--kubeconfig", sandboxtest.Kubeconfig(b), "--to", toVersion, "--from", fromRev,
+			"--name", fmt.Sprintf("bench-cli-%d", i), "--namespace-only", strings.Join(cliNS, ","),
+			"--waves", "10,25%,100%", "--parallelism", "20", "--skip", "tags,gateways")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("meshroll upgrade: %v\n%s", err, out)
+		}
+		cliTook := time.Since(start)
+
+		procs := []*proc{e.startController(b, "a", 15*time.Second, ""), e.startController(b, "b", 15*time.Second, "")}
+		mu := &v1alpha1.MeshUpgrade{
+			TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "MeshUpgrade"},
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-ctl-%d", i)},
+			Spec: v1alpha1.MeshUpgradeSpec{From: fromRev, To: toRev, Selection: v1alpha1.Selection{Namespaces: ctlNS},
+				Strategy: v1alpha1.Strategy{Waves: []v1alpha1.WaveSize{{Count: 10}, {Percent: 25}, {Percent: 100}}, Parallelism: 20}},
+		}
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mu)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		if _, err := e.dyn.Resource(v1alpha1.GroupVersionResource).Create(b.Context(), &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		store := upgrade.Store{Dynamic: e.dyn}
+		var got *v1alpha1.MeshUpgrade
+		for end := time.Now().Add(30 * time.Minute); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+			if got, err = store.Get(b.Context(), mu.Name); err != nil {
+				b.Fatal(err)
+			}
+			if got.Status.Phase.Final() {
+				break
+			}
+		}
+		ctlTook := time.Since(start)
+		if got == nil || got.Status.Phase != v1alpha1.PhaseSucceeded {
+			b.Fatalf("controller-driven upgrade not Succeeded: %+v", got.Status.Counts)
+		}
+		var lat []float64
+		for _, p := range procs {
+			lat = append(lat, reconcileLatency(b, p.metrics)...)
+			p.kill()
+		}
+		b.ReportMetric(cliTook.Seconds(), "cli-s")
+		b.ReportMetric(ctlTook.Seconds(), "controller-s")
+		b.ReportMetric(ctlTook.Seconds()/cliTook.Seconds(), "controller/cli")
+		p50, p99 := quantile(lat, 0.5), quantile(lat, 0.99)
+		b.ReportMetric(p50, "reconcile-p50-s")
+		b.ReportMetric(p99, "reconcile-p99-s")
+		b.Logf("1,000 workloads: CLI %s, controller %s (ratio %.2f, target ≤ 1.2); reconcile latency p50 %.3fs p99 %.3fs over %d reconciles",
+			cliTook.Round(time.Millisecond), ctlTook.Round(time.Millisecond), ctlTook.Seconds()/cliTook.Seconds(), p50, p99, len(lat))
+	}
+}
+
+// reconcileLatency reads the meshroll_reconcile_duration_seconds histogram
+// from a controller's /metrics and returns one value per reconcile, each
+// at the upper bound of its bucket.
+func reconcileLatency(tb testing.TB, addr string) []float64 {
+	tb.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		tb.Fatalf("failed to read metrics of %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	var parser expfmt.TextParser
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		tb.Fatalf("failed to parse metrics of %s: %v", addr, err)
+	}
+	fam := fams["meshroll_reconcile_duration_seconds"]
+	if fam == nil {
+		return nil
+	}
+	var out []float64
+	for _, m := range fam.GetMetric() {
+		prev := uint64(0)
+		for _, bk := range m.GetHistogram().GetBucket() {
+			for n := prev; n < bk.GetCumulativeCount(); n++ {
+				out = append(out, bk.GetUpperBound())
+			}
+			prev = bk.GetCumulativeCount()
+		}
+	}
+	return out
+}
+
+func quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	sort.Float64s(v)
+	return v[min(len(v)-1, int(q*float64(len(v))))]
+}

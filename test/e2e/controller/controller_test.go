@@ -1,0 +1,195 @@
+package controller
+
+import (
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/demo"
+	"github.com/meshroll/meshroll/internal/gate/gatetest"
+	"github.com/meshroll/meshroll/internal/upgrade"
+)
+
+// TestApplyUpgradesWithLeaderKills: a MeshUpgrade created with a plain
+// client (what `kubectl apply` or Argo CD does), naming only from, to and
+// the release to install, upgrades a seeded mesh 1-23-2 → 1-24-2 with no
+// CLI: two controller processes elect a leader, the leader installs 1-24-2,
+// plans and migrates wave by wave. The process moving workloads is
+// SIGKILLed mid-wave at 5 random points (a new standby started each time);
+// the standby takes over within the lease duration and the run converges:
+// every Deployment restarted exactly once (two ReplicaSets), every pod on
+// 1.24.2. A real Prometheus scrapes both controllers and the revision mix
+// is read back as a series.
+func TestApplyUpgradesWithLeaderKills(t *testing.T) {
+	e := newEnv(t)
+	const workloads, kills = 48, 5
+	leaseDuration := 8 * time.Second
+	p := e.seed(t, demo.MigrationOptions{Prefix: "ctl", Namespaces: 4, Workloads: workloads})
+	nss := p.NamespaceNames()
+
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("MESHROLL_KILL_SEED"); s != "" {
+		seed, _ = strconv.ParseInt(s, 10, 64)
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("kill seed %d (MESHROLL_KILL_SEED replays it)", seed)
+
+	procs := []*proc{e.startController(t, "a", leaseDuration, ""), e.startController(t, "b", leaseDuration, "")}
+	var targets []string
+	for _, p := range procs {
+		targets = append(targets, p.metrics)
+	}
+	prom := gatetest.StartPrometheus(t, targets...)
+
+	mu := &v1alpha1.MeshUpgrade{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "MeshUpgrade"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ctl"},
+		Spec: v1alpha1.MeshUpgradeSpec{From: fromRev, To: toRev, Version: toVersion,
+			Selection: v1alpha1.Selection{Namespaces: nss},
+			Strategy: v1alpha1.Strategy{Waves: []v1alpha1.WaveSize{{Count: 8}}, Parallelism: 2,
+				RolloutTimeout: metav1.Duration{Duration: 2 * time.Minute}},
+		},
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	if _, err := e.dyn.Resource(v1alpha1.GroupVersionResource).Create(t.Context(), &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create MeshUpgrade: %v", err)
+	}
+	store := upgrade.Store{Dynamic: e.dyn}
+
+	// Kill points: after a random number of moved workloads in each of
+	// five different waves, while the run is migrating.
+	points := rng.Perm(workloads/8 - 1)[:kills]
+	slices.Sort(points)
+	var takeovers []time.Duration
+	next := 0
+	deadline := time.Now().Add(15 * time.Minute)
+	var last *v1alpha1.MeshUpgrade
+	for time.Now().Before(deadline) {
+		for _, p := range procs {
+			if err := p.crashed(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := store.Get(t.Context(), mu.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = got
+		if got.Status.Phase.Final() {
+			break
+		}
+		if next < kills && got.Status.Phase == v1alpha1.PhaseMigrating {
+			wave := points[next]*8 + 1 + rng.IntN(6)
+			pid := e.stepper(t.Context(), mu.Name)
+			if got.Status.Counts.Succeeded >= wave && pid != 0 {
+				victim := -1
+				for i, p := range procs {
+					if p.cmd.Process.Pid == pid {
+						victim = i
+					}
+				}
+				if victim >= 0 {
+					oldLeader := e.leader(t.Context())
+					killed := time.Now()
+					procs[victim].kill()
+					t.Logf("kill %d: SIGKILL controller %s (pid %d) at %d/%d moved, wave %d", next+1, procs[victim].name, pid,
+						got.Status.Counts.Succeeded, workloads, got.Status.CurrentWave)
+					procs[victim] = e.startController(t, procs[victim].name+"'", leaseDuration, procs[victim].metrics)
+					for time.Since(killed) < 3*leaseDuration {
+						if l := e.leader(t.Context()); l != "" && l != oldLeader {
+							takeovers = append(takeovers, time.Since(killed))
+							break
+						}
+						time.Sleep(100 * time.Millisecond)
+					}
+					if len(takeovers) != next+1 {
+						t.Fatalf("no standby took over within %s of kill %d", 3*leaseDuration, next+1)
+					}
+					t.Logf("kill %d: standby leader after %s", next+1, takeovers[next].Round(time.Millisecond))
+					next++
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if last == nil || last.Status.Phase != v1alpha1.PhaseSucceeded {
+		tails := ""
+		for _, p := range procs {
+			tails += "\n--- " + p.name + "\n" + p.logTail()
+		}
+		t.Fatalf("MeshUpgrade not Succeeded after %s: phase %q (%s), counts %+v%s", time.Since(created).Round(time.Second),
+			last.Status.Phase, last.Status.Message, last.Status.Counts, tails)
+	}
+	t.Logf("upgrade of %d workloads by the controller took %s with %d leader kill(s); takeovers %v", workloads,
+		time.Since(created).Round(time.Millisecond), next, takeovers)
+	if next < kills {
+		t.Errorf("only %d of %d kills happened mid-wave (the run was faster than the kill points)", next, kills)
+	}
+	for i, d := range takeovers {
+		if d > leaseDuration+2*time.Second {
+			t.Errorf("takeover %d took %s; want within the lease duration %s (+ a 1s retry period)", i+1, d, leaseDuration)
+		}
+	}
+	for d, n := range e.replicaSets(t, nss) {
+		if n != 2 {
+			t.Errorf("Deployment %s has %d ReplicaSets, want 2 (restarted exactly once)", d, n)
+		}
+	}
+	got, err := demo.SettledProxyImages(t.Context(), e.kube, nss, workloads, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[toImage] != workloads || len(got) != 1 {
+		t.Errorf("pods by proxy image: %v; want all %d on %s", got, workloads, toImage)
+	}
+	// The controller's own conditions are written in the reconcile's
+	// defer, right after the engine's final status write.
+	for end := time.Now().Add(30 * time.Second); findCondition(last.Status.Conditions, "Ready") == nil && time.Now().Before(end); {
+		time.Sleep(200 * time.Millisecond)
+		if last, err = store.Get(t.Context(), mu.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, typ := range []string{"Ready", "Stalled"} {
+		c := findCondition(last.Status.Conditions, typ)
+		want := metav1.ConditionTrue
+		if typ == "Stalled" {
+			want = metav1.ConditionFalse
+		}
+		if c == nil || c.Status != want || c.ObservedGeneration != last.Generation {
+			t.Errorf("condition %s = %+v; want %s at generation %d", typ, c, want, last.Generation)
+		}
+	}
+	// The revision mix, as the leaders served it and Prometheus scraped it
+	// during the run: all pods on 1-24-2 now, some on 1-23-2 before.
+	now := prom.WaitForSeries(t, `max(meshroll_upgrade_proxies{upgrade="ctl",revision="`+toRev+`"})`)
+	if v := float64(now[0].Value); v != workloads {
+		t.Errorf("Prometheus: meshroll_upgrade_proxies{revision=%q} = %v; want %d", toRev, v, workloads)
+	}
+	before := prom.Query(t, `max(max_over_time(meshroll_upgrade_proxies{upgrade="ctl",revision="`+fromRev+`"}[30m]))`)
+	if len(before) == 0 || before[0].Value <= 0 {
+		t.Errorf("Prometheus holds no revision mix with pods on %s during the run: %v", fromRev, before)
+	}
+	t.Logf("Prometheus: %d pods on %s now; at most %v on %s during the run", workloads, toRev, before, fromRev)
+}
+
+func findCondition(cs []metav1.Condition, typ string) *metav1.Condition {
+	for i := range cs {
+		if cs[i].Type == typ {
+			return &cs[i]
+		}
+	}
+	return nil
+}
