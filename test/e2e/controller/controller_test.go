@@ -138,8 +138,11 @@ func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 		t.Errorf("only %d of %d kills happened mid-wave (the run was faster than the kill points)", next, kills)
 	}
 	for i, d := range takeovers {
-		if d > leaseDuration+2*time.Second {
-			t.Errorf("takeover %d took %s; want within the lease duration %s (+ a 1s retry period)", i+1, d, leaseDuration)
+		// A standby may acquire once the lease expired (at most the lease
+		// duration after the last renewal) at its next try (retry period
+		// 1s); 3s more for API latency on a loaded CI machine.
+		if d > leaseDuration+4*time.Second {
+			t.Errorf("takeover %d took %s; want within the lease duration %s + the 1s retry period (+3s slack)", i+1, d, leaseDuration)
 		}
 	}
 	for d, n := range e.replicaSets(t, nss) {
