@@ -26,7 +26,7 @@ const (
 	podSupernet = "10.244.0.0/16"
 	// unroutedPodRange is the range of a sandbox with no istiod (IstiodNone), whose pods are not
 	// processes: nothing listens on those addresses and nothing routes them.
-	unroutedPodRange = "10.244.0.0/18"
+	unroutedPodRange = "10.244.0.0/19"
 	// kwokBlocksPerRange is how many kwok starts take a fresh block before
 	// the blocks are reused (only blocks with no live pod are reused).
 	kwokBlocksPerRange = 4
@@ -36,11 +36,11 @@ const (
 // run as real processes can claim, one sandbox each: every address of a
 // claimed slice is routed to lo (`ip route add local <slice> dev lo`), so a
 // process can bind a kwok pod's own address, and sandboxes running side by
-// side (one per test package) never hand out the same address. Six /19s
-// above the stand-in's range, 8,190 pod addresses each (2,046 per kwok
-// start before its block runs into the next).
+// side (one per test package, five for the fleet test) never hand out the
+// same address. Seven /19s above the unrouted range, 8,190 pod addresses
+// each (2,046 per kwok start before its block runs into the next).
 func RoutedPodRanges() []string {
-	return []string{"10.244.64.0/19", "10.244.96.0/19", "10.244.128.0/19", "10.244.160.0/19", "10.244.192.0/19", "10.244.224.0/19"}
+	return []string{"10.244.32.0/19", "10.244.64.0/19", "10.244.96.0/19", "10.244.128.0/19", "10.244.160.0/19", "10.244.192.0/19", "10.244.224.0/19"}
 }
 
 // rangeBlocks splits a pod range into kwokBlocksPerRange equal blocks.
