@@ -148,6 +148,9 @@ func Install(ctx context.Context, c Clients, opts InstallOptions) (*Result, erro
 	if err := waitInjector(ctx, c.Kube, rev, opts.Timeout); err != nil {
 		return res, err
 	}
+	if err := waitValidators(ctx, c.Kube, rest, opts.Timeout); err != nil {
+		return res, err
+	}
 	if res.Record.State == StateInstalled {
 		return res, nil
 	}
@@ -192,35 +195,6 @@ func InjectorName(rev string) string {
 		return istio.InjectorConfigMapPrefix
 	}
 	return istio.InjectorConfigMapPrefix + "-" + rev
-}
-
-// waitInjector blocks until the revision's injector webhook exists and every
-// one of its webhooks carries a caBundle: only then can namespaces be pointed
-// at the revision. Istio's charts render the bundle empty and istiod patches
-// in its own CA once it runs; until then the API server cannot verify istiod
-// and, the injector failing closed, would refuse every pod of an injected
-// namespace.
-func waitInjector(ctx context.Context, kc kubernetes.Interface, rev string, timeout time.Duration) error {
-	name := InjectorName(rev)
-	last := "not found"
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		mwc, err := kc.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		for _, h := range mwc.Webhooks {
-			if len(h.ClientConfig.CABundle) == 0 {
-				last = fmt.Sprintf("webhook %s has no caBundle yet (istiod patches it in)", h.Name)
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		return fmt.Errorf("failed to wait for injector webhook %q within %s (last seen: %s): %w", name, timeout, last, err)
-	}
-	return nil
 }
 
 // leaveToIstiod drops from the rendered validating webhooks what the running

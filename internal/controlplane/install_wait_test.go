@@ -100,3 +100,49 @@ func TestReinstallLeavesIstiodsValidatorAlone(t *testing.T) {
 		t.Errorf("the Service reference was dropped: %v", hook(again))
 	}
 }
+
+// TestWaitValidatorsWaitsForIstiodsSwitch is the race real istiod showed in
+// TestRevisionLifecycle/second_install_changes_nothing: the first install
+// returned while the validator was still as the chart rendered it, istiod
+// switched it to Fail moments later, and a second install that had read
+// Ignore wrote it back.
+func TestWaitValidatorsWaitsForIstiodsSwitch(t *testing.T) {
+	fail, ignore := admissionv1.Fail, admissionv1.Ignore
+	vwc := func(ca string, p *admissionv1.FailurePolicyType) *admissionv1.ValidatingWebhookConfiguration {
+		return &admissionv1.ValidatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: "istio-validator-1-24-2-istio-system"},
+			Webhooks: []admissionv1.ValidatingWebhook{
+				{Name: "rev.validation.istio.io", FailurePolicy: p, ClientConfig: admissionv1.WebhookClientConfig{CABundle: []byte(ca)}},
+			},
+		}
+	}
+	rendered := &unstructured.Unstructured{}
+	rendered.SetKind("ValidatingWebhookConfiguration")
+	rendered.SetName("istio-validator-1-24-2-istio-system")
+	for _, tc := range []struct {
+		name    string
+		live    *admissionv1.ValidatingWebhookConfiguration
+		wantErr string
+	}{
+		{name: "missing", wantErr: "not found"},
+		{name: "as the chart rendered it", live: vwc("", &ignore), wantErr: "has no caBundle"},
+		{name: "CA patched, still fail-open", live: vwc("ca", &ignore), wantErr: "still failurePolicy Ignore"},
+		{name: "taken over by istiod", live: vwc("ca", &fail)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kc := fake.NewClientset()
+			if tc.live != nil {
+				if _, err := kc.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(t.Context(), tc.live, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := waitValidators(t.Context(), kc, []*unstructured.Unstructured{rendered}, 300*time.Millisecond)
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("err = %v, want none", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.wantErr)
+			}
+		})
+	}
+}
