@@ -110,6 +110,16 @@ func (a *Applier) applyOne(ctx context.Context, obj *unstructured.Unstructured) 
 		return ch, fmt.Errorf("failed to get %s %q: %w", ch.Kind, ch.Name, err)
 	default:
 		before = cur.GetResourceVersion()
+		took, err := a.takeBackClientConfig(ctx, ri, cur, obj)
+		if err != nil {
+			return ch, err
+		}
+		if took && a.dryRun {
+			// The apply below would be judged against the object as it is,
+			// not as the take-back would leave it.
+			ch.Action = Configured
+			return ch, nil
+		}
 	}
 	body, err := json.Marshal(obj.Object)
 	if err != nil {

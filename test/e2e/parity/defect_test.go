@@ -61,7 +61,8 @@ func TestPurgeSparesMeshrollTags(t *testing.T) {
 // revision's own validator. Otherwise, in the middle of an upgrade, the old
 // default revision's istiod judges config written for the new canary and
 // rejects what only the newer version understands. A stand-in for that old
-// istiod (it rejects everything) answers istiod-default-validator here.
+// istiod (it rejects everything) answers istiod-default-validator here; the
+// tag set that ends the test must take the validator back from it.
 func TestDefaultValidatorSkipsRevisionedConfig(t *testing.T) {
 	e := newEnv(t)
 	releases := sandbox.IstioctlReleases()
@@ -90,6 +91,10 @@ func TestDefaultValidatorSkipsRevisionedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Without its istio.io/rev label istiod no longer manages the validator
+	// (it follows the validators labelled with its revision and would patch
+	// its own CA back in); tag set below puts label and client config back.
+	delete(vwc.Labels, istio.LabelRev)
 	fail := admissionregv1.Fail
 	for i := range vwc.Webhooks {
 		url := srv.URL + "/validate"
@@ -118,7 +123,7 @@ func TestDefaultValidatorSkipsRevisionedConfig(t *testing.T) {
 		_, err := vs.Create(t.Context(), obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err
 	}
-	// The stand-in is live: config of the default revision reaches it.
+	// The stand-in validator is live: config of the default revision reaches it.
 	if err := create("unlabelled", nil); err == nil || !strings.Contains(err.Error(), reason) {
 		t.Fatalf("unlabelled VirtualService: err = %v, want the default validator's rejection", err)
 	}
