@@ -9,8 +9,12 @@ import (
 	"strconv"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/dynamic"
+
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/fleet"
+	"github.com/meshroll/meshroll/internal/upgrade"
 )
 
 // memberDriver runs a member's upgrade or rollback in-process with the very
@@ -21,7 +25,35 @@ type memberDriver struct{ log io.Writer }
 
 // Upgrade implements fleet.Driver.
 func (d memberDriver) Upgrade(ctx context.Context, c fleet.Cluster, fu *v1alpha1.FleetUpgrade) error {
-	args := []string{"upgrade", "--to", fu.Spec.Version, "--name", fleet.MemberUpgradeName(fu.Name)}
+	args, err := upgradeArgs(ctx, c, fu)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx, c, args)
+}
+
+// upgradeArgs are the member's `meshroll upgrade` arguments. When the
+// member's MeshUpgrade exists, its recorded source revision is passed with
+// --from: a run killed after its last moves has no proxy left on the old
+// revision to infer it from, and the rerun must resume, not refuse.
+func upgradeArgs(ctx context.Context, c fleet.Cluster, fu *v1alpha1.FleetUpgrade) ([]string, error) {
+	name := fleet.MemberUpgradeName(fu.Name)
+	args := []string{"upgrade", "--to", fu.Spec.Version, "--name", name}
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create dynamic client for cluster %q: %w", c.Name, err)
+	}
+	mu, err := upgrade.Store{Dynamic: dc}.Get(ctx, name)
+	switch {
+	case err == nil:
+		args = append(args, "--from", mu.Spec.From)
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("failed to read MeshUpgrade %q of cluster %q: %w", name, c.Name, err)
+	}
 	m := fu.Spec.Member
 	if m.Waves != "" {
 		args = append(args, "--waves", m.Waves)
@@ -40,14 +72,14 @@ func (d memberDriver) Upgrade(ctx context.Context, c fleet.Cluster, fu *v1alpha1
 	}
 	if len(m.Gates) > 0 {
 		if c.Prometheus == "" {
-			return fmt.Errorf("member gates need the member's Prometheus: annotate its Secret %s=<url> (or set prometheus: in the fleet file)", fleet.AnnotationPrometheus)
+			return nil, fmt.Errorf("member gates need the member's Prometheus: annotate its Secret %s=<url> (or set prometheus: in the fleet file)", fleet.AnnotationPrometheus)
 		}
 		for _, g := range m.Gates {
 			args = append(args, "--gate", g)
 		}
 		args = append(args, "--prometheus", c.Prometheus)
 	}
-	return d.run(ctx, c, args)
+	return args, nil
 }
 
 // Rollback implements fleet.Driver.

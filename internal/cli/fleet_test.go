@@ -3,6 +3,16 @@ package cli
 import (
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/fleet"
+	"github.com/meshroll/meshroll/internal/upgrade"
+	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
 // TestFleetBadInput: every bad flag or fleet file is one error line naming
@@ -47,5 +57,41 @@ func TestFleetStatusUnreachableIsARow(t *testing.T) {
 	_, _, code = run(t, "fleet", "check", "--fleet", file, "--cluster-timeout", "5s")
 	if code != 1 {
 		t.Errorf("fleet check with an unreachable member: exit %d, want 1", code)
+	}
+}
+
+// TestDefectMemberResumeAfterLastMoves: the fleet engine killed after a
+// member's last moves (every proxy already on the target) resumed the
+// member with `meshroll upgrade --to`, which inferred --from from running
+// proxies, found none on the old revision and refused ("nothing to
+// migrate") forever. The member's recorded source revision is now passed.
+func TestDefectMemberResumeAfterLastMoves(t *testing.T) {
+	cfg := sandboxtest.Config(t)
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := upgrade.Store{Dynamic: dc}
+	if err := store.EnsureCRD(t.Context(), controlplane.NewApplier(dc, kc.Discovery(), false)); err != nil {
+		t.Fatal(err)
+	}
+	c := fleet.Cluster{Name: "member", KubeconfigPath: sandboxtest.Kubeconfig(t), Source: "test"}
+	fu := &v1alpha1.FleetUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "resume"}, Spec: v1alpha1.FleetUpgradeSpec{Version: "1.24.2"}}
+	args, err := upgradeArgs(t.Context(), c, fu)
+	if err != nil || strings.Contains(strings.Join(args, " "), "--from") {
+		t.Fatalf("before the member's MeshUpgrade exists: %v %v", args, err)
+	}
+	mu := &v1alpha1.MeshUpgrade{ObjectMeta: metav1.ObjectMeta{Name: fleet.MemberUpgradeName("resume")},
+		Spec: v1alpha1.MeshUpgradeSpec{From: "1-23-2", To: "1-24-2", Strategy: v1alpha1.Strategy{Parallelism: 1, Waves: []v1alpha1.WaveSize{{Count: 1}}}}}
+	if _, err := store.Create(t.Context(), mu); err != nil {
+		t.Fatal(err)
+	}
+	args, err = upgradeArgs(t.Context(), c, fu)
+	if err != nil || !strings.Contains(strings.Join(args, " "), "--name fleet-resume --from 1-23-2") {
+		t.Fatalf("resume args = %v (%v), want --from 1-23-2", args, err)
 	}
 }

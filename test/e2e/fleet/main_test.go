@@ -28,6 +28,7 @@ import (
 	"github.com/meshroll/meshroll/internal/demo"
 	"github.com/meshroll/meshroll/internal/fleet"
 	"github.com/meshroll/meshroll/internal/istio"
+	"github.com/meshroll/meshroll/sandbox"
 	"github.com/meshroll/meshroll/test/e2e/fleet/fleettest"
 )
 
@@ -109,11 +110,18 @@ func (w *world) setUp() error {
 		dirs = append(dirs, m.dir)
 	}
 	if err := fleettest.Each(2, dirs, func(dir string) error {
-		nodes := "2"
 		if dir == w.hubDir {
-			nodes = "1"
+			// The hub only stores Secrets, Leases and FleetUpgrades: an
+			// API server alone, which claims none of the machine's few
+			// routed pod ranges that member sandboxes need for istiod.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			if _, err := sandbox.Up(ctx, sandbox.Options{Dir: dir, APIOnly: true}); err != nil {
+				return fmt.Errorf("sandbox up %s: %w", dir, err)
+			}
+			return nil
 		}
-		out, err := exec.Command(w.bin, "sandbox", "up", "--dir", dir, "--nodes", nodes).CombinedOutput()
+		out, err := exec.Command(w.bin, "sandbox", "up", "--dir", dir, "--nodes", "2").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("sandbox up %s: %w\n%s", dir, err, out)
 		}
