@@ -46,7 +46,7 @@ const (
 	leaseNS     = "meshroll-system"
 )
 
-func TestMain(m *testing.M) { os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(4))) }
+func TestMain(m *testing.M) { os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(10))) }
 
 type env struct {
 	kube kubernetes.Interface
