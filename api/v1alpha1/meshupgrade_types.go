@@ -44,7 +44,7 @@ type MeshUpgradeList struct {
 // +kubebuilder:validation:XValidation:rule="self.from != self.to",message="from and to name the same revision: pick the revision workloads run now (from) and the one they move to (to)"
 // +kubebuilder:validation:XValidation:rule="!has(self.gates) || self.gates.all(g, g.name != 'readiness')",message="gate name readiness is reserved (readiness is always checked first): rename the gate"
 // +kubebuilder:validation:XValidation:rule="!has(self.gates) || self.gates.all(g, self.gates.exists_one(h, h.name == g.name))",message="gate names must be unique: rename the duplicate gate"
-// +kubebuilder:validation:XValidation:rule="!has(self.gates) || !self.gates.exists(g, has(g.prometheus)) || (has(self.prometheusURL) && self.prometheusURL != ”)",message="a prometheus gate needs spec.prometheusURL: set the Prometheus server the gates query"
+// +kubebuilder:validation:XValidation:rule="!has(self.gates) || !self.gates.exists(g, has(g.prometheus)) || (has(self.prometheusURL) && size(self.prometheusURL) > 0)",message="a prometheus gate needs spec.prometheusURL: set the Prometheus server the gates query"
 type MeshUpgradeSpec struct {
 	// From is the revision workloads run on now (e.g. 1-23-2).
 	// +kubebuilder:validation:MinLength=1
