@@ -10,7 +10,9 @@ import (
 // builds exactly these, so a test never starts a cold build the prebuild did
 // not do. Add a release here when a test installs it (the parity tests
 // install every istioctl release, 1.29.1 included).
-func PilotDiscoveryReleases() []string { return []string{"1.23.2", "1.24.2", "1.25.1", "1.26.1", "1.29.1"} }
+func PilotDiscoveryReleases() []string {
+	return []string{"1.23.2", "1.24.2", "1.25.1", "1.26.1", "1.29.1"}
+}
 
 // pilotDiscoveryMain is istiod's binary inside the istio.io/istio module.
 // `version --short` prints the bare release without a cluster.
