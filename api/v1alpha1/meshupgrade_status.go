@@ -21,6 +21,11 @@ type MeshUpgradeStatus struct {
 	// workload twice.
 	// +optional
 	RestartToken string `json:"restartToken,omitempty"`
+	// VMVersion is the Istio release VMs (mechanism VM) are assigned with
+	// the target revision, frozen with the plan so a resumed run installs
+	// the same artifact on every VM.
+	// +optional
+	VMVersion string `json:"vmVersion,omitempty"`
 	// Waves is the number of waves in the frozen plan.
 	// +optional
 	Waves int `json:"waves,omitempty"`
@@ -162,6 +167,10 @@ const (
 	MechanismNamespace Mechanism = "Namespace"
 	// MechanismTag moves the revision tag the namespace (or pod) names.
 	MechanismTag Mechanism = "Tag"
+	// MechanismVM assigns the revision to a VM's WorkloadEntry, which its
+	// meshroll-agent installs and reports healthy on; Via holds the VM's
+	// previous assignment ("revision@version") that rollback restores.
+	MechanismVM Mechanism = "VM"
 )
 
 // Counts tallies workloads by outcome.
