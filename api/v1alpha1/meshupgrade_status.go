@@ -57,11 +57,18 @@ type MeshUpgradeStatus struct {
 	// back every one a kill may have hidden.
 	// +optional
 	Gateways []GatewayFlip `json:"gateways,omitempty"`
-	// Steps record the steps around the waves (gateways, tags, prune), in
-	// the order they ran: the intent is recorded before the step writes,
-	// the outcome after.
+	// Steps record the steps around the waves (install, gateways, tags,
+	// prune, and migrate when skipped), in the order they ran: the intent is
+	// recorded before the step writes, the outcome after; a step the run
+	// leaves out is recorded Skipped, so resume and rollback see every one.
 	// +optional
 	Steps []StepStatus `json:"steps,omitempty"`
+	// Install records the install step: which revision this run installed
+	// (Owned) or found installed. It is written before the first install
+	// write, so a rollback removes a revision this run installed, even half
+	// way, and never one that existed before it.
+	// +optional
+	Install *InstallRecord `json:"install,omitempty"`
 	// Gates are gate verdicts, newest last.
 	// +optional
 	Gates []GateResult `json:"gates,omitempty"`
@@ -255,10 +262,29 @@ type GatewayFlip struct {
 
 // Step names of the recorded steps around the waves.
 const (
+	StepInstall  = "Install"
 	StepGateways = "Gateways"
+	StepMigrate  = "Migrate"
 	StepTags     = "Tags"
 	StepPrune    = "Prune"
 )
+
+// InstallRecord is what the install step decided before it wrote.
+type InstallRecord struct {
+	// Revision is the revision the step installs (spec.to).
+	Revision string `json:"revision"`
+	// Version is the Istio release it is installed from.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// Owned is true when the revision did not exist when the step began:
+	// this run installed it, so its rollback removes it (once nothing
+	// references it). False for a revision that was already there.
+	// +optional
+	Owned bool `json:"owned,omitempty"`
+	// Removed is true once a rollback removed the owned revision.
+	// +optional
+	Removed bool `json:"removed,omitempty"`
+}
 
 // StepState is where a recorded step stands.
 type StepState string
@@ -270,6 +296,9 @@ const (
 	StepDone     StepState = "Done"
 	StepRefused  StepState = "Refused"
 	StepReverted StepState = "Reverted"
+	// StepSkipped marks a step the run leaves out (--skip, or a spec
+	// field that is false): recorded so resume and rollback never guess.
+	StepSkipped StepState = "Skipped"
 )
 
 // StepStatus is the record of one step around the waves.
@@ -281,6 +310,12 @@ type StepStatus struct {
 	// +optional
 	Message string      `json:"message,omitempty"`
 	At      metav1.Time `json:"at"`
+}
+
+// Planned reports whether the run's plan is frozen into the status (a run
+// that skips the migrate step has a plan with no workloads).
+func (s *MeshUpgradeStatus) Planned() bool {
+	return s.StartedAt != nil || len(s.Workloads) > 0 || len(s.Records) > 0
 }
 
 // Step returns the record of the named step, or nil.

@@ -102,6 +102,11 @@ type MeshUpgradeSpec struct {
 	// wave whatever this says).
 	// +optional
 	MoveTags bool `json:"moveTags,omitempty"`
+	// SkipMigrate leaves the migrate step out: no workload is selected or
+	// moved, and the gateways, tags and prune steps still run recorded (what
+	// `meshroll upgrade --skip migrate` asks for).
+	// +optional
+	SkipMigrate bool `json:"skipMigrate,omitempty"`
 	// Prune makes the prune step part of the run: after the tags step,
 	// From is removed when no pod, pod template, namespace, tag, gateway or
 	// webhook references it any more. A pruned upgrade can no longer be
