@@ -93,6 +93,11 @@ type FleetUpgradeSpec struct {
 	// reverse order (what `meshroll fleet rollback` sets).
 	// +optional
 	RollbackRequested bool `json:"rollbackRequested,omitempty"`
+	// Paused holds promotion (set from Git, or with kubectl patch): no stage
+	// and no cluster starts while it is true; clusters already in flight
+	// finish and soak, and a rollback request still runs.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
 }
 
 // FleetStage is one step of the rollout: the clusters its selector matches.
@@ -303,4 +308,8 @@ const (
 	ReasonClusterFailed       = "ClusterFailed"
 	ReasonAwaitingApproval    = "AwaitingApproval"
 	ReasonDeadlineExceeded    = "ProgressDeadlineExceeded"
+	// ReasonPaused (shared with MeshUpgrade): spec.paused holds promotion.
+	// ReasonMembersUnavailable: the hub's member Secrets cannot be read
+	// (none, or one without a kubeconfig); nothing was touched.
+	ReasonMembersUnavailable = "MembersUnavailable"
 )

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
@@ -103,6 +104,9 @@ func Advance(fu *v1alpha1.FleetUpgrade, obs map[string]Observation, now time.Tim
 		return st, nil, errNoPlan
 	}
 	a := &advancer{spec: fu.Spec, st: &st, obs: obs, now: metav1.NewTime(now), gen: fu.Generation}
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.FleetConditionProgressing); c != nil {
+		a.wasPaused = c.Reason == v1alpha1.ReasonPaused
+	}
 	if st.StartedAt == nil {
 		st.StartedAt = &a.now
 	}
@@ -126,6 +130,9 @@ type advancer struct {
 	now     metav1.Time
 	gen     int64
 	actions []Action
+	// wasPaused: the recorded status already says spec.paused holds the
+	// rollout (its history has the event).
+	wasPaused bool
 }
 
 func (a *advancer) event(typ, stage, cluster, format string, args ...any) {
@@ -327,6 +334,10 @@ func (a *advancer) stage(i int, s *v1alpha1.FleetStageStatus) {
 			a.condition(v1alpha1.FleetConditionProgressing, metav1.ConditionFalse, v1alpha1.ReasonAwaitingApproval, msg)
 			return
 		}
+		if a.spec.Paused {
+			a.hold(s.Name)
+			return
+		}
 		if spec.RequireApproval {
 			s.ApprovedAt = &a.now
 			a.event("approval", s.Name, "", "stage %s approved", s.Name)
@@ -374,7 +385,7 @@ func (a *advancer) startClusters(s *v1alpha1.FleetStageStatus) {
 		if c.State != v1alpha1.ClusterPending {
 			continue
 		}
-		if canaryOpen || active >= limit || (c.Canary && active > 0) {
+		if a.spec.Paused || canaryOpen || active >= limit || (c.Canary && active > 0) {
 			break
 		}
 		c.State, c.StartedAt = v1alpha1.ClusterUpgrading, &a.now
@@ -389,12 +400,28 @@ func (a *advancer) startClusters(s *v1alpha1.FleetStageStatus) {
 			a.setPhase(v1alpha1.FleetWaitingForMember, fmt.Sprintf("stage %s waits for an unreachable member (policy Wait, deadline %s)", s.Name, a.deadline()))
 		}
 		a.condition(v1alpha1.FleetConditionProgressing, metav1.ConditionTrue, "StageProgressing", a.st.Message)
+		if a.spec.Paused && active < open {
+			a.hold(s.Name)
+		}
 		return
 	}
 	until := metav1.NewTime(a.now.Add(a.spec.Stages[a.stageIndex(s.Name)].Soak.Duration))
 	s.State, s.SoakUntil = v1alpha1.StageSoaking, &until
 	a.event("stage", s.Name, "", "every cluster of stage %s finished; soaking until %s", s.Name, until.UTC().Format(time.RFC3339))
 	a.stage(a.stageIndex(s.Name), s)
+}
+
+// hold records that spec.paused keeps the stage's next clusters (or the
+// stage itself) from starting; what is in flight goes on.
+func (a *advancer) hold(stage string) {
+	msg := fmt.Sprintf("paused (spec.paused): stage %s starts no cluster until spec.paused is false", stage)
+	if !a.wasPaused {
+		a.event("pause", stage, "", "%s", msg)
+	}
+	if a.st.Phase != v1alpha1.FleetWaitingForMember {
+		a.setPhase(v1alpha1.FleetProgressing, msg)
+	}
+	a.condition(v1alpha1.FleetConditionProgressing, metav1.ConditionFalse, v1alpha1.ReasonPaused, msg)
 }
 
 func (a *advancer) unreachableInFlight(stage string) bool {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/meshroll/meshroll/api/v1alpha1"
 )
 
@@ -276,4 +278,53 @@ func TestAdvanceRollbackSkipsClustersAlreadyOnTarget(t *testing.T) {
 	if got := strings.Join(s.rolled, ","); s.fu.Status.Phase != v1alpha1.FleetRolledBack || got != "prod-2,prod-1,preprod-1,dev-2,testing-1" {
 		t.Fatalf("phase %s, rolled back %s", s.fu.Status.Phase, got)
 	}
+}
+
+// TestAdvancePausedStartsNothing: spec.paused (from Git) holds promotion: no
+// stage and no cluster starts, one "pause" event is recorded however many
+// ticks pass, and clearing it resumes where the rollout stood.
+func TestAdvancePausedStartsNothing(t *testing.T) {
+	spec := fixtureSpec()
+	spec.Paused = true
+	s := newSim(t, frozen(t, spec))
+	for range 3 {
+		if acts := s.tick(); len(acts) > 0 {
+			t.Fatalf("paused rollout asked for %v", acts)
+		}
+	}
+	c := findCondition(s.fu.Status.Conditions, v1alpha1.FleetConditionProgressing)
+	if c == nil || c.Reason != v1alpha1.ReasonPaused || !strings.Contains(s.fu.Status.Message, "spec.paused") {
+		t.Fatalf("paused: condition %+v, message %q", c, s.fu.Status.Message)
+	}
+	pauses := 0
+	for _, ev := range s.fu.Status.History {
+		if ev.Type == "pause" {
+			pauses++
+		}
+	}
+	if pauses != 1 {
+		t.Errorf("%d pause events over 3 ticks, want 1", pauses)
+	}
+	s.fu.Spec.Paused = false
+	s.tick()
+	if strings.Join(s.started, ",") != "testing-1" {
+		t.Fatalf("after unpausing started %v, want the canary", s.started)
+	}
+	// Paused mid-stage: what is in flight goes on, nothing new starts.
+	s.fu.Spec.Paused = true
+	for range 20 {
+		s.tick()
+	}
+	if s.fu.Status.Phase.Final() || strings.Join(s.started, ",") != "testing-1" {
+		t.Fatalf("paused mid-stage: phase %s, started %v", s.fu.Status.Phase, s.started)
+	}
+}
+
+func findCondition(cs []metav1.Condition, typ string) *metav1.Condition {
+	for i := range cs {
+		if cs[i].Type == typ {
+			return &cs[i]
+		}
+	}
+	return nil
 }

@@ -46,6 +46,9 @@ type Engine struct {
 	Lease *upgrade.Lease
 	// Log receives one line per event of the history.
 	Log io.Writer
+	// Event, when set, also receives each new event of the history (the
+	// controller turns them into Kubernetes events).
+	Event func(fu *v1alpha1.FleetUpgrade, ev v1alpha1.FleetEvent)
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 	// Backoff is the first wait before a member run that ended without a
@@ -109,14 +112,15 @@ func Start(ctx context.Context, s Store, a *controlplane.Applier, fu *v1alpha1.F
 // what a round trip through the API server normalises (an empty map or list
 // comes back absent), so a rerun of the same command resumes.
 func SameSpec(stored, asked v1alpha1.FleetUpgradeSpec) bool {
-	asked.Approved, asked.RollbackRequested = stored.Approved, stored.RollbackRequested
+	asked.Approved, asked.RollbackRequested, asked.Paused = stored.Approved, stored.RollbackRequested, stored.Paused
 	a, errA := json.Marshal(stored)
 	b, errB := json.Marshal(asked)
 	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 // Run drives the FleetUpgrade until it succeeds (nil), halts (ErrHalted),
-// is rolled back (ErrRolledBack) or ctx ends.
+// is rolled back (ErrRolledBack) or ctx ends. It is the foreground loop over
+// the same Step the hub controller's reconciler takes once per reconcile.
 func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.FleetUpgrade, error) {
 	if e.Lease != nil {
 		lctx, release, err := e.Lease.Acquire(ctx, "fleet-"+name)
@@ -126,65 +130,119 @@ func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.FleetUpgrade, 
 		defer release()
 		ctx = lctx
 	}
-	r := &runner{e: e, runs: map[string]*memberRun{}, clusters: map[string]Cluster{}}
-	for _, c := range e.Clusters {
-		r.clusters[c.Name] = c
-	}
-	defer r.stopAll()
-	logged := -1
+	s := e.Session()
+	defer s.Stop()
 	for {
-		fu, err := e.Store.Get(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read FleetUpgrade %q: %w", name, err)
-		}
-		if len(fu.Status.Clusters) == 0 {
-			if fu, err = r.freeze(ctx, fu); err != nil {
-				return fu, err
-			}
-		}
-		if logged < 0 {
-			logged = len(fu.Status.History)
-		}
-		now := e.now()
-		st, actions, err := Advance(fu, r.observe(ctx, fu, now), now)
-		if err != nil {
+		fu, next, err := s.Step(ctx, name)
+		switch {
+		case err != nil:
 			return fu, err
-		}
-		if !reflect.DeepEqual(st, fu.Status) {
-			fu.Status = st
-			stored, err := e.Store.UpdateStatus(ctx, fu)
-			if apierrors.IsConflict(errors.Unwrap(err)) || apierrors.IsConflict(err) {
-				continue // the spec changed: decide again from it
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					return fu, context.Cause(ctx)
-				}
-				r.logf("status write failed (retrying): %v", err)
-				if err := sleep(ctx, e.poll()); err != nil {
-					return fu, err
-				}
-				continue
-			}
-			fu = stored
-		}
-		logged = r.logHistory(fu, logged)
-		// Intent is recorded: now the member runs may start.
-		for _, a := range actions {
-			r.ensure(ctx, fu, a)
-		}
-		switch fu.Status.Phase {
-		case v1alpha1.FleetSucceeded:
-			return fu, nil
-		case v1alpha1.FleetHalted:
-			return fu, fmt.Errorf("%w: %s", ErrHalted, fu.Status.Message)
-		case v1alpha1.FleetRolledBack:
-			return fu, fmt.Errorf("%w: %s", ErrRolledBack, fu.Status.Message)
+		case next == StepAgain:
+			continue
+		case next == StepDone:
+			return fu, Outcome(fu)
 		}
 		if err := sleep(ctx, e.poll()); err != nil {
 			return fu, err
 		}
 	}
+}
+
+// Outcome is a final FleetUpgrade's result: nil when it succeeded,
+// ErrHalted or ErrRolledBack (with its message) otherwise.
+func Outcome(fu *v1alpha1.FleetUpgrade) error {
+	switch fu.Status.Phase {
+	case v1alpha1.FleetHalted:
+		return fmt.Errorf("%w: %s", ErrHalted, fu.Status.Message)
+	case v1alpha1.FleetRolledBack:
+		return fmt.Errorf("%w: %s", ErrRolledBack, fu.Status.Message)
+	}
+	return nil
+}
+
+// Next says when the engine should step again.
+type Next int
+
+const (
+	// StepWait: after the poll interval (a soak, a member run, an approval).
+	StepWait Next = iota
+	// StepAgain: at once (the spec changed under the status write).
+	StepAgain
+	// StepDone: never; the phase is final.
+	StepDone
+)
+
+// Session is one engine's hold on one FleetUpgrade across steps: the member
+// runs it started, which outlive a step (a member's MeshUpgrade takes
+// minutes), and how much of the history it has logged.
+type Session struct {
+	r      *runner
+	logged int
+}
+
+// Session starts a session; Stop ends its member runs.
+func (e *Engine) Session() *Session {
+	r := &runner{e: e, runs: map[string]*memberRun{}}
+	r.setClusters(e.Clusters)
+	return &Session{r: r, logged: -1}
+}
+
+// SetClusters replaces the fleet's members (the controller rereads the hub's
+// Secrets each reconcile); runs in flight keep the member they started with.
+func (s *Session) SetClusters(cs []Cluster) { s.r.setClusters(cs) }
+
+// Stop cancels the session's member runs and waits for them.
+func (s *Session) Stop() { s.r.stopAll() }
+
+// Step is one decision: reread the FleetUpgrade (the spec may have gained an
+// approval, a pause or a rollback request), freeze its plan on the first
+// step, observe the members in flight, decide (Advance), record the decision
+// in the status and only then start or resume member runs, so a kill at any
+// point resumes from the record. Member runs go on in the background between
+// steps, on ctx.
+func (s *Session) Step(ctx context.Context, name string) (*v1alpha1.FleetUpgrade, Next, error) {
+	r, e := s.r, s.r.e
+	fu, err := e.Store.Get(ctx, name)
+	if err != nil {
+		return nil, StepWait, fmt.Errorf("failed to read FleetUpgrade %q: %w", name, err)
+	}
+	if len(fu.Status.Clusters) == 0 {
+		if fu, err = r.freeze(ctx, fu); err != nil {
+			return fu, StepWait, err
+		}
+	}
+	if s.logged < 0 {
+		s.logged = len(fu.Status.History)
+	}
+	now := e.now()
+	st, actions, err := Advance(fu, r.observe(ctx, fu, now), now)
+	if err != nil {
+		return fu, StepWait, err
+	}
+	if !reflect.DeepEqual(st, fu.Status) {
+		fu.Status = st
+		stored, err := e.Store.UpdateStatus(ctx, fu)
+		if apierrors.IsConflict(errors.Unwrap(err)) || apierrors.IsConflict(err) {
+			return fu, StepAgain, nil // the spec changed: decide again from it
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return fu, StepWait, context.Cause(ctx)
+			}
+			r.logf("status write failed (retrying): %v", err)
+			return fu, StepWait, nil
+		}
+		fu = stored
+	}
+	s.logged = r.logHistory(fu, s.logged)
+	// Intent is recorded: now the member runs may start.
+	for _, a := range actions {
+		r.ensure(ctx, fu, a)
+	}
+	if fu.Status.Phase.Final() {
+		return fu, StepDone, nil
+	}
+	return fu, StepWait, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -201,6 +259,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // runner is one Run's member runs.
 type runner struct {
 	e        *Engine
+	list     []Cluster
 	clusters map[string]Cluster
 	mu       sync.Mutex
 	runs     map[string]*memberRun
@@ -228,6 +287,23 @@ func (m *memberRun) running() bool {
 	}
 }
 
+func (r *runner) setClusters(cs []Cluster) {
+	m := make(map[string]Cluster, len(cs))
+	for _, c := range cs {
+		m[c.Name] = c
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clusters, r.list = m, cs
+}
+
+func (r *runner) cluster(name string) (Cluster, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.clusters[name]
+	return c, ok
+}
+
 func (r *runner) logf(format string, args ...any) {
 	if r.e.Log != nil {
 		fmt.Fprintf(r.e.Log, format+"\n", args...)
@@ -245,6 +321,9 @@ func (r *runner) logHistory(fu *v1alpha1.FleetUpgrade, from int) int {
 			where += "/" + ev.Cluster
 		}
 		r.logf("%s %-8s %-20s %s", ev.At.UTC().Format("15:04:05"), ev.Type, where, ev.Message)
+		if r.e.Event != nil {
+			r.e.Event(fu, ev)
+		}
 	}
 	return len(h)
 }
@@ -252,7 +331,10 @@ func (r *runner) logHistory(fu *v1alpha1.FleetUpgrade, from int) int {
 // freeze records the plan, or the refusal as a condition (a FleetUpgrade
 // written from Git can be invalid; nothing is touched).
 func (r *runner) freeze(ctx context.Context, fu *v1alpha1.FleetUpgrade) (*v1alpha1.FleetUpgrade, error) {
-	clusters, stages, err := Freeze(fu.Spec, r.e.Clusters, fu.Name)
+	r.mu.Lock()
+	list := r.list
+	r.mu.Unlock()
+	clusters, stages, err := Freeze(fu.Spec, list, fu.Name)
 	now := metav1.NewTime(r.e.now())
 	if err != nil {
 		fu.Status.Phase, fu.Status.Message = v1alpha1.FleetPending, err.Error()
@@ -281,7 +363,7 @@ func (r *runner) observe(ctx context.Context, fu *v1alpha1.FleetUpgrade, now tim
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, name := range watched {
-		c, ok := r.clusters[name]
+		c, ok := r.cluster(name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -314,7 +396,7 @@ func (r *runner) observe(ctx context.Context, fu *v1alpha1.FleetUpgrade, now tim
 // resumed (with backoff) when it ended without the member reaching a final
 // phase.
 func (r *runner) ensure(ctx context.Context, fu *v1alpha1.FleetUpgrade, a Action) {
-	c, ok := r.clusters[a.Cluster]
+	c, ok := r.cluster(a.Cluster)
 	if !ok {
 		return
 	}
