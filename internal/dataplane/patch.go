@@ -27,10 +27,34 @@ const (
 )
 
 // Previous is what a forward move replaced in the pod template. A nil field
-// was absent.
+// was absent. When the workload still carried an earlier upgrade's move (A
+// moved it, then B), Upgrade, Token and Prior keep A's marks, so B's
+// rollback puts back exactly A's moved state and A's rollback can still
+// restore the template from before A.
 type Previous struct {
 	Rev         *string `json:"rev"`
 	RestartedAt *string `json:"restartedAt"`
+	// Upgrade and Token are the earlier upgrade's label and restart token.
+	Upgrade *string `json:"upgrade,omitempty"`
+	Token   *string `json:"token,omitempty"`
+	// Prior is the earlier upgrade's own Previous.
+	Prior *Previous `json:"prior,omitempty"`
+}
+
+// maxPriorDepth bounds how many earlier upgrades one annotation remembers:
+// a mesh upgraded every month for years must not grow it without end. An
+// upgrade older than that can no longer be rolled back exactly, and its
+// rollback finds the workload carrying no mark of its own.
+const maxPriorDepth = 6
+
+// trim drops what lies deeper than depth earlier upgrades.
+func (p *Previous) trim(depth int) {
+	for q := p; q != nil; q = q.Prior {
+		if depth--; depth <= 0 {
+			q.Prior = nil
+			return
+		}
+	}
 }
 
 // Template is the part of a workload object a move reads.
@@ -51,13 +75,24 @@ func Forward(t Template, upgrade, token, setRev string) ([]byte, error) {
 		return nil, nil
 	}
 	prev := Previous{Rev: lookup(t.TemplateLabels, istio.LabelRev), RestartedAt: lookup(t.TemplateAnnotations, AnnotationRestartedAt)}
-	if old, ok := t.Annotations[AnnotationPrevious]; ok && t.Labels[LabelUpgrade] == upgrade {
+	old, marked := t.Annotations[AnnotationPrevious]
+	switch by := t.Labels[LabelUpgrade]; {
+	case marked && by == upgrade:
 		// A move of this upgrade was already recorded (for instance a
 		// rollback was interrupted and the run goes forward again): keep
 		// the values from before the first move.
 		if err := json.Unmarshal([]byte(old), &prev); err != nil {
 			return nil, fmt.Errorf("failed to read annotation %s: %w", AnnotationPrevious, err)
 		}
+	case marked && by != "":
+		// An earlier upgrade's move: remember its marks, so this upgrade's
+		// rollback hands the workload back to it intact.
+		var prior Previous
+		if err := json.Unmarshal([]byte(old), &prior); err != nil {
+			return nil, fmt.Errorf("failed to read annotation %s: %w", AnnotationPrevious, err)
+		}
+		prev.Upgrade, prev.Token, prev.Prior = &by, lookup(t.Annotations, AnnotationToken), &prior
+		prev.trim(maxPriorDepth)
 	}
 	prevJSON, err := json.Marshal(prev)
 	if err != nil {
@@ -90,10 +125,20 @@ func Restore(t Template, upgrade string) ([]byte, error) {
 	if err := json.Unmarshal([]byte(raw), &prev); err != nil {
 		return nil, fmt.Errorf("failed to read annotation %s: %w", AnnotationPrevious, err)
 	}
+	// The earlier upgrade's marks come back with its moved template, or
+	// go when there was none.
+	var prior any
+	if prev.Prior != nil && prev.Upgrade != nil {
+		b, err := json.Marshal(prev.Prior)
+		if err != nil {
+			return nil, err
+		}
+		prior = string(b)
+	}
 	patch := map[string]any{
 		"metadata": map[string]any{
-			"labels":      map[string]any{LabelUpgrade: nil},
-			"annotations": map[string]any{AnnotationToken: nil, AnnotationPrevious: nil},
+			"labels":      map[string]any{LabelUpgrade: orNull(prev.Upgrade)},
+			"annotations": map[string]any{AnnotationToken: orNull(prev.Token), AnnotationPrevious: prior},
 		},
 		"spec": templatePatch(
 			map[string]any{istio.LabelRev: orNull(prev.Rev)},

@@ -121,7 +121,7 @@ func TestForward(t *testing.T) {
 			},
 		},
 		{
-			name: "another upgrade's record is replaced by the current values",
+			name: "another upgrade's record is kept under the current values, for its own rollback",
 			tpl: Template{
 				Labels:              map[string]string{LabelUpgrade: "1-22-1-to-1-23-2"},
 				Annotations:         map[string]string{AnnotationToken: "old", AnnotationPrevious: `{"rev":"1-22-1","restartedAt":null}`},
@@ -133,7 +133,7 @@ func TestForward(t *testing.T) {
 			want: map[string]any{
 				"metadata": map[string]any{
 					"labels":      map[string]any{LabelUpgrade: upgradeName},
-					"annotations": map[string]any{AnnotationToken: tokenA, AnnotationPrevious: `{"rev":"1-23-2","restartedAt":"old"}`},
+					"annotations": map[string]any{AnnotationToken: tokenA, AnnotationPrevious: `{"rev":"1-23-2","restartedAt":"old","upgrade":"1-22-1-to-1-23-2","token":"old","prior":{"rev":"1-22-1","restartedAt":null}}`},
 				},
 				"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
 					"labels":      map[string]any{istio.LabelRev: "1-24-2"},
