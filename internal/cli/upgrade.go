@@ -269,9 +269,13 @@ func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.
 	if err != nil {
 		return nil, nil, err
 	}
+	vms, err := inventory.ReadVMs(ctx, u.c.Dynamic) // VMs of --from move in the same waves
+	if err != nil {
+		return nil, nil, err
+	}
 	mu, err = upgrade.Start(ctx, mu, upgrade.StartOptions{
 		Store: store, Applier: controlplane.NewApplier(u.c.Dynamic, u.c.Kube.Discovery(), store.DryRun),
-		Snapshot: u.snap, NamespaceLabels: nsl, ValidateGate: runner.Validate, Now: u.now,
+		Snapshot: u.snap, NamespaceLabels: nsl, ValidateGate: runner.Validate, Now: u.now, VMs: vms,
 	})
 	return mu, runner, err
 }

@@ -136,9 +136,13 @@ func (u *upgradeRun) planSelection(ctx context.Context, gates []v1alpha1.Gate, n
 		return err
 	}
 	store := upgrade.Store{Dynamic: u.c.Dynamic, DryRun: true}
+	vms, err := inventory.ReadVMs(ctx, u.c.Dynamic)
+	if err != nil {
+		return err
+	}
 	planned, err := upgrade.Start(ctx, mu, upgrade.StartOptions{
 		Store: store, Applier: controlplane.NewApplier(u.c.Dynamic, u.c.Kube.Discovery(), true),
-		Snapshot: u.plannedSnapshot(), NamespaceLabels: nsl, Now: u.now,
+		Snapshot: u.plannedSnapshot(), NamespaceLabels: nsl, Now: u.now, VMs: vms,
 	})
 	if err == nil {
 		u.planned = planned

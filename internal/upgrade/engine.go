@@ -49,6 +49,9 @@ type Engine struct {
 	// ProxyImage is the istio-proxy image a revision injects now, used to
 	// confirm every new pod runs it.
 	ProxyImage func(revision string) string
+	// VMs assigns revisions to VMs and waits for their agents (workloads of
+	// mechanism VM, vm_engine.go); nil fails any VM move.
+	VMs *dataplane.VMExecutor
 	// Observer may be nil.
 	Observer Observer
 	// Lease, when set, is held for the whole run (Run) or step (Step), so
@@ -230,6 +233,10 @@ func (r *run) step(ctx context.Context, d plan.Decision) stepResult {
 		r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRolloutFailed, d.Reason)
 		return transientIf(r.flush(ctx, true))
 	case plan.ActionDone:
+		if r.gatewaysDue() {
+			// A run without waves (spec.skipMigrate) still flips first.
+			return r.flipGateways(ctx)
+		}
 		return r.finishSteps(ctx, d.Reason) // tags and prune steps, then Succeeded
 	}
 	return stepTransient{err: fmt.Errorf("failed to take step %q: unknown action", d.Action)}
@@ -364,6 +371,8 @@ type job struct {
 	token, setRev, image  string
 	forward               bool
 	timeout               time.Duration
+	// vm is what a VM's move assigns (mechanism VM, vm_engine.go).
+	vm vmJob
 }
 
 // job builds the job that moves workload i to rev (forward) or restores it.
@@ -376,6 +385,9 @@ func (r *run) job(i int, rev string, forward bool) job {
 	if r.ProxyImage != nil {
 		j.image = r.ProxyImage(rev)
 	}
+	if w.Mechanism == v1alpha1.MechanismVM {
+		j.vm = r.vmJob(w, forward)
+	}
 	return j
 }
 
@@ -386,6 +398,11 @@ func (r *run) job(i int, rev string, forward bool) job {
 func (r *run) move(ctx context.Context, j job, results chan<- outcome) {
 	if templateOnly(j.kind) {
 		res, err := r.moveTemplate(ctx, j) // template.go: nothing to restart
+		results <- outcome{i: j.i, res: res, err: err}
+		return
+	}
+	if j.kind == VMKind {
+		res, err := r.moveVM(ctx, j) // vm_engine.go: the agent installs and reports
 		results <- outcome{i: j.i, res: res, err: err}
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/dataplane"
 	"github.com/meshroll/meshroll/internal/gateway"
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
@@ -39,6 +40,7 @@ func (x Executors) Engine(store StatusStore, gates GateRunner, snap *inventory.S
 		ProxyImage:     func(rev string) string { return images[rev] },
 		Gateways:       x.Switcher(),
 		RemoveRevision: x.RemoveRevision,
+		VMs:            &dataplane.VMExecutor{Dyn: x.Clients.Dynamic},
 	}
 }
 

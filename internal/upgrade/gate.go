@@ -79,6 +79,19 @@ func (r *run) readiness(ctx context.Context, wave int) (bool, string, error) {
 			n++
 			continue // moved by its template (template.go): nothing runs to be ready
 		}
+		if w.Kind == VMKind {
+			why, err := r.vmReady(ctx, wave, w) // vm_engine.go: the agent's report
+			if err != nil {
+				return false, "", err
+			}
+			if w.Outcome == v1alpha1.OutcomeSucceeded {
+				n++
+			}
+			if why != "" {
+				notReady = append(notReady, w.Ref()+": "+why)
+			}
+			continue
+		}
 		obj := r.exec.Watcher.Get(w.Kind, w.Namespace, w.Name)
 		if obj == nil {
 			err := r.retry(ctx, func(ctx context.Context) error {

@@ -81,30 +81,9 @@ func PlanVMs(vms []inventory.VMProxy, o VMOptions) (plan.WavePlan, []string, err
 	if o.Now != nil {
 		now = o.Now()
 	}
-	var cands []plan.Candidate
-	var done, unreachable []string
-	for _, vm := range vms {
-		assigned := vm.Desired.Revision
-		if assigned == "" {
-			assigned = vm.Running.Revision
-		}
-		mine := vm.Upgrade == o.Name && vm.Desired == o.To
-		switch {
-		case vm.HealthyOn(o.To) && vm.Desired == o.To:
-			done = append(done, vm.Ref())
-			continue
-		case assigned != o.From && !mine:
-			continue
-		}
-		if vm.Unreachable(now, staleAfter(o.StaleAfter)) {
-			unreachable = append(unreachable, fmt.Sprintf("%s (last heartbeat %s)", vm.Ref(), heartbeatText(vm)))
-			continue
-		}
-		cands = append(cands, plan.Candidate{Ref: plan.WorkloadRef{Kind: VMKind, Namespace: vm.Namespace, Name: vm.Name}, Restartable: true})
-	}
-	if len(unreachable) > 0 {
-		return plan.WavePlan{}, nil, fmt.Errorf("%d VM agent(s) do not report, so their VMs cannot be moved safely: %s; start meshroll-agent on them or remove their WorkloadEntries",
-			len(unreachable), strings.Join(unreachable, ", "))
+	cands, done, err := selectVMs(vms, o.Name, o.From, o.To, o.StaleAfter, now)
+	if err != nil {
+		return plan.WavePlan{}, nil, err
 	}
 	wp, err := plan.PlanWaves(cands, plan.WavePolicy{Waves: o.Waves, Ordering: plan.Ordering{First: o.First, Last: o.Last}, Parallelism: max(1, o.Parallelism)})
 	if err != nil {
