@@ -53,12 +53,10 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 		if existing.Status.Phase.Final() {
 			return nil, fmt.Errorf("MeshUpgrade %q already finished (%s: %s); pick another --name to start a new run", mu.Name, existing.Status.Phase, existing.Status.Message)
 		}
-		if existing.Status.Planned() {
+		if len(existing.Status.Workloads) > 0 {
 			return existing, nil
 		}
-		// Created (and maybe installed, see Installer), but killed before
-		// its plan was recorded: plan it now, keeping what it recorded.
-		mu = existing
+		mu = existing // created, but killed before its plan was recorded
 	case apierrors.IsNotFound(err):
 	default:
 		return nil, fmt.Errorf("failed to read MeshUpgrade %q: %w", mu.Name, err)
@@ -74,7 +72,6 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 	if err != nil {
 		return nil, err
 	}
-	keepRecorded(&st, mu, metav1.NewTime(o.Now))
 	if err := planVMs(&st, mu, o, others); err != nil {
 		return nil, err
 	}
@@ -110,25 +107,6 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 	}
 	mu.Status = st
 	return o.Store.UpdateStatus(ctx, mu)
-}
-
-// keepRecorded carries into the frozen status st what the run recorded
-// before it was planned (the install step), and records as Skipped every
-// step the spec leaves out, so resume and rollback see each step, run or
-// not.
-func keepRecorded(st *v1alpha1.MeshUpgradeStatus, mu *v1alpha1.MeshUpgrade, now metav1.Time) {
-	st.Install, st.Steps, st.History = mu.Status.Install, mu.Status.Steps, mu.Status.History
-	skip := func(name string, left bool, why string) {
-		if left && st.Step(name) == nil {
-			recordStep(st, name, v1alpha1.StepSkipped, why, now)
-		}
-	}
-	s := mu.Spec
-	skip(v1alpha1.StepInstall, true, fmt.Sprintf("no install step ran: revision %s was installed before this upgrade (or --skip install)", s.To))
-	skip(v1alpha1.StepGateways, !s.FlipGateways, "not part of this run (spec.flipGateways is false, or --skip gateways)")
-	skip(v1alpha1.StepMigrate, s.SkipMigrate, "not part of this run (spec.skipMigrate, or --skip migrate): no workload is moved")
-	skip(v1alpha1.StepTags, !s.MoveTags, "not part of this run (spec.moveTags is false, or --skip tags); tags the moved workloads use still move with their wave")
-	skip(v1alpha1.StepPrune, !s.Prune, fmt.Sprintf("not part of this run (spec.prune is false, or --skip prune): revision %s stays installed", s.From))
 }
 
 // validateSpec rejects specs whose meaning would be a guess.
