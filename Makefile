@@ -52,9 +52,10 @@ CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.2
 generate:
 	$(CONTROLLER_GEN) object paths=./api/... crd:crdVersions=v1 output:crd:artifacts:config=api/v1alpha1/crd
 	rm -f charts/meshroll/crds/*.yaml && cp api/v1alpha1/crd/*.yaml charts/meshroll/crds/
+	$(GO) run ./internal/controller/rbacgen charts/meshroll
 
 verify: lint generate
-	git diff --exit-code api/ charts/meshroll/crds/
+	git diff --exit-code api/ charts/meshroll/crds/ charts/meshroll/templates/
 	$(GO) mod tidy
 	git diff --exit-code go.mod go.sum
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshroll/meshroll/internal/controller"
+	"github.com/meshroll/meshroll/internal/webhook"
 )
 
 // controllerFlags bind `meshroll controller`'s flags.
@@ -22,6 +24,9 @@ type controllerFlags struct {
 	leaseDuration, renewDeadline, retryPeriod   time.Duration
 	chartsDir, repo                             string
 	dryRun                                      bool
+	// webhookAddr serves the assignment webhook ("0" disables it);
+	// webhookURL registers it by URL instead of webhookService.
+	webhookAddr, webhookURL, webhookService, webhookCertNS string
 }
 
 func (f *controllerFlags) bind(cmd *cobra.Command) {
@@ -39,6 +44,10 @@ func (f *controllerFlags) bind(cmd *cobra.Command) {
 	fl.DurationVar(&f.retryPeriod, "retry-period", 2*time.Second, "how often replicas try to acquire or renew the Lease")
 	fl.StringVar(&f.chartsDir, "charts", "", "render Istio from this local charts directory instead of the istio.io/istio Go module")
 	fl.StringVar(&f.repo, "repo", "", "render Istio from this Helm chart repository URL instead of the istio.io/istio Go module")
+	fl.StringVar(&f.webhookAddr, "webhook-bind-address", ":9443", "serve the revision-assignment webhook on this address (0 disables it)")
+	fl.StringVar(&f.webhookURL, "webhook-url", "", "register the webhook by this https URL (an API server that reaches the controller directly) instead of --webhook-service")
+	fl.StringVar(&f.webhookService, "webhook-service", "", "namespace/name of the Service in front of the webhook (default <leader-election-namespace>/meshroll-webhook, the chart's)")
+	fl.StringVar(&f.webhookCertNS, "webhook-cert-namespace", "", "namespace of the webhook's certificate Secret meshroll-webhook-cert (default the leader-election namespace)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "check the configuration and the permissions the controller needs, print them and exit without reconciling anything")
 }
 
@@ -49,12 +58,48 @@ func (f *controllerFlags) validate() error {
 	if f.leaseDuration <= f.renewDeadline || f.renewDeadline <= f.retryPeriod || f.retryPeriod <= 0 {
 		return fmt.Errorf("leader election needs --lease-duration (%s) > --renew-deadline (%s) > --retry-period (%s) > 0", f.leaseDuration, f.renewDeadline, f.retryPeriod)
 	}
+	if f.webhookService != "" {
+		if ns, name, ok := strings.Cut(f.webhookService, "/"); !ok || ns == "" || name == "" {
+			return fmt.Errorf("invalid --webhook-service %q: want namespace/name, e.g. meshroll-system/meshroll-webhook", f.webhookService)
+		}
+	}
+	if f.webhookURL != "" && !strings.HasPrefix(f.webhookURL, "https://") {
+		return fmt.Errorf("invalid --webhook-url %q: the API server calls webhooks over https, e.g. https://127.0.0.1:9443/mutate", f.webhookURL)
+	}
 	return nil
+}
+
+// certNamespace is where the webhook's certificate Secret lives, "" when
+// no webhook is served.
+func (f *controllerFlags) certNamespace() string {
+	if f.webhookAddr == "0" || f.webhookAddr == "" {
+		return ""
+	}
+	if f.webhookCertNS != "" {
+		return f.webhookCertNS
+	}
+	return f.namespace
+}
+
+// webhook is the controller's webhook configuration from the flags.
+func (f *controllerFlags) webhook() controller.WebhookOptions {
+	ns := f.certNamespace()
+	if ns == "" {
+		return controller.WebhookOptions{}
+	}
+	o := controller.WebhookOptions{Addr: f.webhookAddr, URL: f.webhookURL, CertNamespace: ns}
+	if f.webhookURL == "" {
+		svc := &webhook.ServiceRef{Namespace: f.namespace, Name: "meshroll-webhook"}
+		if f.webhookService != "" {
+			svc.Namespace, svc.Name, _ = strings.Cut(f.webhookService, "/")
+		}
+		o.Service = svc
+	}
+	return o
 }
 
 func newControllerCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	f := &controllerFlags{}
-	fc := &fleetControllerFlags{}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Reconcile MeshUpgrades in the cluster (run unattended, e.g. from Git): the same steps `meshroll upgrade` runs",
@@ -88,7 +133,7 @@ JSON logs on stderr with upgrade, wave and workload keys.`,
 				return fmt.Errorf("leader-election namespace %q does not exist: create it (kubectl create namespace %s) or pass --leader-election-namespace", f.namespace, f.namespace)
 			}
 			if f.dryRun {
-				missing, err := controller.Missing(ctx, kc)
+				missing, err := controller.Missing(ctx, kc, f.certNamespace())
 				if err != nil {
 					return err
 				}
@@ -110,11 +155,10 @@ JSON logs on stderr with upgrade, wave and workload keys.`,
 			return controller.Run(ctx, cfg, controller.Options{
 				MetricsAddr: f.metricsAddr, ProbeAddr: f.probeAddr, Namespace: f.namespace, Identity: f.identity,
 				LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
-				Source: chartSource(f.chartsDir, f.repo), Cache: renderCache(), Setup: fc.setup(cfg, f.identity, f.leaseDuration, log), Logger: log,
+				Source: chartSource(f.chartsDir, f.repo), Cache: renderCache(), Logger: log, Webhook: f.webhook(),
 			})
 		},
 	}
 	f.bind(cmd)
-	fc.bind(cmd)
 	return cmd
 }

@@ -49,10 +49,8 @@ type Options struct {
 	Cache  *istio.RenderCache
 	// Logger is the structured logger (upgrade, wave and workload keys).
 	Logger logr.Logger
-	// Setup registers more reconcilers with the manager: the hub's
-	// FleetUpgrade reconciler, which internal/cli wires because the member
-	// driver (`meshroll upgrade` run in-process) lives there.
-	Setup []func(ctrl.Manager) error
+	// Webhook is the revision-assignment webhook the replicas serve.
+	Webhook WebhookOptions
 }
 
 // Run starts the manager and blocks until ctx ends or leadership is lost.
@@ -116,15 +114,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Client: mgr.GetClient(), Clients: controlplane.Clients{Kube: kube, Dynamic: dyn},
 		Inventory: inventory.Clients{Kube: kube, Meta: meta}, Store: upgrade.Store{Dynamic: dyn},
 		Recorder: mgr.GetEventRecorder("meshroll-controller"), Metrics: m, Identity: o.Identity,
-		Source: o.Source, Cache: o.Cache, LeaseDuration: o.LeaseDuration,
+		Source: o.Source, Cache: o.Cache, LeaseDuration: o.LeaseDuration, CertNamespace: o.Webhook.CertNamespace,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the MeshUpgrade reconciler: %w", err)
 	}
-	for _, setup := range o.Setup {
-		if err := setup(mgr); err != nil {
-			return err
-		}
+	if err := addWebhook(mgr, o.Webhook, kube, o.Logger); err != nil {
+		return err
 	}
 	o.Logger.Info("starting", "identity", o.Identity, "pid", os.Getpid(), "leaseNamespace", o.Namespace)
 	return mgr.Start(ctx)

@@ -11,68 +11,123 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// Rules are exactly the permissions the controller uses, cluster-wide: the
-// chart's ClusterRole is this list (its test compares them) and nothing
-// more; no wildcards. Each rule says which part of the controller needs it.
-// The reconciler checks them with SelfSubjectAccessReviews before it
-// writes, so a missing one becomes a condition and an event naming it
-// instead of a half-done step.
-//
-// Installing an Istio revision (spec.version) applies Istio's own charts:
-// the ClusterRoles, webhooks and CRDs they hold, so those resources are
-// listed too, with escalate and bind for the RBAC objects (the controller
-// grants istiod permissions it does not use itself).
-var Rules = []rbacv1.PolicyRule{
-	// The MeshUpgrade and its records: the engine's whole memory.
-	{APIGroups: []string{"meshroll.io"}, Resources: []string{"meshupgrades"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-	{APIGroups: []string{"meshroll.io"}, Resources: []string{"meshupgrades/status"}, Verbs: []string{"get", "update", "patch"}},
-	{APIGroups: []string{"meshroll.io"}, Resources: []string{"meshupgraderecords"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	// Leader election and the per-upgrade lease (one engine per run).
-	{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	// Events for every step, wave, gate verdict, halt and rollback.
-	{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-	// Permission preflight.
-	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}},
-	// Inventory reads and the data-plane moves (template label, restart
-	// annotation), rollout watches, namespace relabels.
-	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
-	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "patch", "update"}},
-	{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "controllerrevisions"}, Verbs: []string{"get", "list", "watch"}},
-	{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"get", "list", "watch", "patch"}},
-	// Istio's revisions (install, tags, gateways, prune), as its charts
-	// render them.
-	{APIGroups: []string{""}, Resources: []string{"configmaps", "services", "serviceaccounts", "secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	{APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"clusterroles", "clusterrolebindings", "roles", "rolebindings"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete", "escalate", "bind"}},
-	{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
-	{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	{APIGroups: []string{"networking.istio.io"}, Resources: []string{"envoyfilters"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+// Rule is one rule of the controller's permissions and why it is needed.
+type Rule struct {
+	// Why is written above the rule in the chart's template.
+	Why string
+	rbacv1.PolicyRule
+}
+
+func rule(why string, groups, resources, verbs []string) Rule {
+	return Rule{Why: why, PolicyRule: rbacv1.PolicyRule{APIGroups: groups, Resources: resources, Verbs: verbs}}
+}
+
+// Rules are exactly the permissions the controller and the engine it runs
+// use, cluster-wide, and the single source of the chart's ClusterRole:
+// `make generate` writes charts/meshroll/templates/clusterrole.yaml from
+// them (TestChartRBACGenerated fails when the two differ), and the
+// reconciler's preflight checks the same list with SelfSubjectAccessReviews
+// before it writes, so a missing one becomes a condition and an event
+// naming it instead of a half-done step. No wildcards, and no verb the code
+// does not call: test/e2e/chart runs a whole upgrade as the chart's
+// ServiceAccount, and test/e2e/controller runs the controller as it.
+var Rules = []Rule{
+	rule("MeshUpgrades are the API: watched through the manager's cache, created by `meshroll upgrade`,\nstatus written by the engine; records hold per-step history (server-side apply).",
+		[]string{"meshroll.io"}, []string{"meshupgrades"}, []string{"get", "list", "watch", "create", "update", "patch"}),
+	rule("", []string{"meshroll.io"}, []string{"meshupgrades/status"}, []string{"get", "update", "patch"}),
+	rule("", []string{"meshroll.io"}, []string{"meshupgraderecords"}, []string{"get", "list", "watch", "create", "patch"}),
+	rule("Istio's and meshroll's own CRDs are applied before anything that uses them, and read back until\nEstablished. They are never deleted.",
+		[]string{"apiextensions.k8s.io"}, []string{"customresourcedefinitions"}, []string{"get", "create", "patch"}),
+	rule("Revision injectors, validators and revision tags (istioctl's istio-revision-tag-<tag>), and\nmeshroll's own assignment webhook (registered and its caBundle rotated by the controller).",
+		[]string{"admissionregistration.k8s.io"}, []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"}, []string{"get", "list", "watch", "create", "update", "patch", "delete"}),
+	rule("istiod and gateway Deployments are installed and removed; every workload kind is moved by one\nmerge patch of its pod template and watched until rolled out.",
+		[]string{"apps"}, []string{"deployments"}, []string{"get", "list", "watch", "create", "patch", "delete"}),
+	rule("", []string{"apps"}, []string{"statefulsets", "daemonsets"}, []string{"get", "list", "watch", "patch"}),
+	rule("", []string{"apps"}, []string{"replicasets"}, []string{"list"}),
+	rule("", []string{"batch"}, []string{"cronjobs"}, []string{"get", "list", "patch"}),
+	rule("", []string{"batch"}, []string{"jobs"}, []string{"list"}),
+	rule("Namespaces are relabelled (istio.io/rev) and istio-system is applied with the revision; none is\never deleted. Pods are read (metadata) for the revision and proxy version each runs.",
+		[]string{""}, []string{"namespaces"}, []string{"get", "list", "create", "patch"}),
+	rule("", []string{""}, []string{"pods"}, []string{"list"}),
+	rule("Objects Istio's charts render for a revision or a gateway colour, and the revision record\nConfigMap: applied, read back, removed by prune.",
+		[]string{""}, []string{"services", "configmaps"}, []string{"get", "list", "create", "patch", "delete"}),
+	rule("", []string{""}, []string{"serviceaccounts"}, []string{"get", "create", "patch", "delete"}),
+	rule("", []string{"autoscaling"}, []string{"horizontalpodautoscalers"}, []string{"get", "create", "patch", "delete"}),
+	rule("", []string{"policy"}, []string{"poddisruptionbudgets"}, []string{"get", "create", "patch", "delete"}),
+	rule("A gateway colour's NetworkPolicy (newer gateway charts) goes with it.",
+		[]string{"networking.k8s.io"}, []string{"networkpolicies"}, []string{"delete"}),
+	rule("istiod's own roles come from Istio's charts. Creating a role that grants more than meshroll holds\nneeds escalate, binding it needs bind: the alternative is holding every permission istiod has.",
+		[]string{"rbac.authorization.k8s.io"}, []string{"clusterroles", "roles"}, []string{"get", "create", "patch", "delete", "escalate", "bind"}),
+	rule("", []string{"rbac.authorization.k8s.io"}, []string{"clusterrolebindings", "rolebindings"}, []string{"get", "create", "patch", "delete"}),
+	rule("Inventory reads ProxyConfigs (the proxy image a revision injects) and VMs' WorkloadEntries; a VM\nis moved by one merge patch of its WorkloadEntry.",
+		[]string{"networking.istio.io"}, []string{"proxyconfigs"}, []string{"list"}),
+	rule("", []string{"networking.istio.io"}, []string{"workloadentries"}, []string{"get", "list", "patch"}),
+	rule("One engine per MeshUpgrade holds a Lease; the controller's replicas elect a leader on a Lease.",
+		[]string{"coordination.k8s.io"}, []string{"leases"}, []string{"get", "list", "watch", "create", "update", "patch", "delete"}),
+	rule("Events for every step, wave, gate verdict, halt and rollback.",
+		[]string{"", "events.k8s.io"}, []string{"events"}, []string{"create", "patch"}),
+	rule("The permission preflight (every authenticated user holds it through system:basic-user; listed so\nthe role stands alone).",
+		[]string{"authorization.k8s.io"}, []string{"selfsubjectaccessreviews"}, []string{"create"}),
+}
+
+// WebhookSecret is the Secret holding the assignment webhook's CA bundle
+// and serving certificate.
+const WebhookSecret = "meshroll-webhook-cert"
+
+// CertRules are the only Secret permissions the controller holds, in the
+// webhook's certificate namespace (the chart's Role, written from them by
+// `make generate`): create cannot be limited by name, get and update can.
+var CertRules = []Rule{
+	rule("", []string{""}, []string{"secrets"}, []string{"create"}),
+	{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{WebhookSecret}, Verbs: []string{"get", "update"}}},
 }
 
 // Missing asks the API server, with one SelfSubjectAccessReview per verb and
-// resource of Rules, which permissions the controller lacks; each is named
-// as `verb group/resource`.
-func Missing(ctx context.Context, kube kubernetes.Interface) ([]string, error) {
+// resource of Rules (and of CertRules in certNamespace, unless it is ""),
+// which permissions the controller lacks; each is named as
+// `verb group/resource` (with `in <namespace>` for namespaced ones).
+func Missing(ctx context.Context, kube kubernetes.Interface, certNamespace string) ([]string, error) {
 	var missing []string
-	for _, r := range Rules {
-		for _, g := range r.APIGroups {
-			for _, res := range r.Resources {
-				for _, v := range r.Verbs {
-					resource, sub, _ := strings.Cut(res, "/")
-					ssar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-						ResourceAttributes: &authorizationv1.ResourceAttributes{Group: g, Resource: resource, Subresource: sub, Verb: v}}}
-					out, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, ssar, metav1.CreateOptions{})
-					if err != nil {
-						return nil, fmt.Errorf("failed to review permission %q: %w", v+" "+qualified(g, res), err)
-					}
-					if !out.Status.Allowed {
-						missing = append(missing, v+" "+qualified(g, res))
+	check := func(rules []Rule, ns string) error {
+		for _, r := range rules {
+			names := r.ResourceNames
+			if len(names) == 0 {
+				names = []string{""}
+			}
+			for _, g := range r.APIGroups {
+				for _, res := range r.Resources {
+					for _, v := range r.Verbs {
+						for _, name := range names {
+							resource, sub, _ := strings.Cut(res, "/")
+							ssar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+								ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Group: g, Resource: resource, Subresource: sub, Verb: v, Name: name}}}
+							what := v + " " + qualified(g, res)
+							if name != "" {
+								what += " " + name
+							}
+							if ns != "" {
+								what += " in " + ns
+							}
+							out, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, ssar, metav1.CreateOptions{})
+							if err != nil {
+								return fmt.Errorf("failed to review permission %q: %w", what, err)
+							}
+							if !out.Status.Allowed {
+								missing = append(missing, what)
+							}
+						}
 					}
 				}
 			}
+		}
+		return nil
+	}
+	if err := check(Rules, ""); err != nil {
+		return nil, err
+	}
+	if certNamespace != "" {
+		if err := check(CertRules, certNamespace); err != nil {
+			return nil, err
 		}
 	}
 	return missing, nil

@@ -64,6 +64,9 @@ type Reconciler struct {
 	PermissionsEvery time.Duration
 	// LeaseDuration is the per-upgrade lease's (default 15s).
 	LeaseDuration time.Duration
+	// CertNamespace is where the webhook's certificate Secret lives (its
+	// permissions are part of the preflight); "" when no webhook is served.
+	CertNamespace string
 
 	perm struct {
 		sync.Mutex

@@ -47,7 +47,7 @@ func (r *Reconciler) checkPermissions(ctx context.Context, st *state) error {
 		every = 5 * time.Minute
 	}
 	if r.perm.at.IsZero() || len(r.perm.missing) > 0 || time.Since(r.perm.at) > every {
-		missing, err := Missing(ctx, r.Clients.Kube)
+		missing, err := Missing(ctx, r.Clients.Kube, r.CertNamespace)
 		if err != nil {
 			return err
 		}

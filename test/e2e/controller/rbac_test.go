@@ -39,8 +39,8 @@ func TestMissingPermissionIsNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rules []rbacv1.PolicyRule
-	for _, r := range controller.Rules {
-		r = *r.DeepCopy()
+	for _, cr := range controller.Rules {
+		r := *cr.DeepCopy()
 		if slices.Contains(r.APIGroups, "apps") && slices.Contains(r.Resources, "deployments") {
 			// Deployments alone lose patch; the rule's other resources keep it.
 			d := *r.DeepCopy()

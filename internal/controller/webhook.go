@@ -1,0 +1,176 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/upgrade"
+	"github.com/meshroll/meshroll/internal/webhook"
+)
+
+// WebhookOptions configure the revision-assignment webhook the controller
+// serves: every replica serves it (the chart's Service spreads admission
+// calls over them), the leader provisions and rotates its certificate and
+// registers it.
+type WebhookOptions struct {
+	// Addr is the listen address (e.g. ":9443"); "" serves no webhook.
+	Addr string
+	// URL registers the webhook by URL (an API server that reaches the
+	// controller directly, as the local sandbox does); otherwise Service.
+	URL string
+	// Service is the Service in front of the replicas (the chart's).
+	Service *webhook.ServiceRef
+	// CertNamespace holds the certificate Secret (WebhookSecret).
+	CertNamespace string
+}
+
+// hosts are the names the serving certificate carries: the Service's DNS
+// names and the URL's host.
+func (o WebhookOptions) hosts() ([]string, error) {
+	var hosts []string
+	if o.Service != nil {
+		hosts = append(hosts, o.Service.Name+"."+o.Service.Namespace+".svc", o.Service.Name+"."+o.Service.Namespace+".svc.cluster.local")
+	}
+	if o.URL != "" {
+		u, err := url.Parse(o.URL)
+		if err != nil || u.Scheme != "https" || u.Hostname() == "" {
+			return nil, fmt.Errorf("invalid webhook URL %q: want https://host:port/path", o.URL)
+		}
+		hosts = append(hosts, u.Hostname())
+	}
+	if len(hosts) == 0 {
+		return nil, fmt.Errorf("the webhook needs a URL or a Service to be registered with")
+	}
+	return hosts, nil
+}
+
+func (o WebhookOptions) registration(ca []byte) webhook.Registration {
+	if o.URL != "" {
+		return webhook.Registration{URL: o.URL, CABundle: ca}
+	}
+	return webhook.Registration{Service: o.Service, CABundle: ca}
+}
+
+// cachedLister lists MeshUpgrades from the manager's cache.
+type cachedLister struct{ c client.Reader }
+
+func (l cachedLister) List(ctx context.Context) ([]v1alpha1.MeshUpgrade, error) {
+	var list v1alpha1.MeshUpgradeList
+	if err := l.c.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("failed to list MeshUpgrades: %w", err)
+	}
+	return list.Items, nil
+}
+
+// serveWebhook is the runnable every replica runs, leader or not.
+type serveWebhook struct {
+	o     WebhookOptions
+	kube  kubernetes.Interface
+	cache client.Reader
+	log   logr.Logger
+}
+
+// NeedLeaderElection is false: standbys answer admission calls too.
+func (s *serveWebhook) NeedLeaderElection() bool { return false }
+
+// Start provisions (or reads) the certificate, follows the Secret so a
+// rotation reaches this replica without a restart, keeps the assignment
+// table in step with the cached MeshUpgrades (a second: a status changes at
+// most that often) and serves until ctx ends.
+func (s *serveWebhook) Start(ctx context.Context) error {
+	hosts, err := s.o.hosts()
+	if err != nil {
+		return err
+	}
+	cert, _, err := webhook.EnsureCert(ctx, s.kube, s.o.CertNamespace, WebhookSecret, hosts, time.Now())
+	if err != nil {
+		return err
+	}
+	keeper := webhook.NewKeeper(cert)
+	onErr := func(err error) { s.log.Error(err, "assignment webhook") }
+	go keeper.Follow(ctx, s.kube, s.o.CertNamespace, WebhookSecret, 5*time.Second, onErr)
+	table := webhook.NewTable()
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			m, err := upgrade.LoadAssignments(ctx, cachedLister{s.cache}, s.kube)
+			if err == nil {
+				table.Replace(m)
+			} else if ctx.Err() == nil {
+				onErr(err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	h := webhook.NewHandler(table, slog.New(logr.ToSlogHandler(s.log)))
+	return webhook.ServeRotating(ctx, s.o.Addr, keeper, h, func(addr string) {
+		s.log.Info("assignment webhook serving", "addr", addr)
+	})
+}
+
+// rotateWebhook is the leader's part: register the webhook with the
+// current CA bundle, then renew the certificate before it expires (two
+// phases, old and new CA both trusted in between).
+func rotateWebhook(o WebhookOptions, kube kubernetes.Interface, log logr.Logger) manager.RunnableFunc {
+	return func(ctx context.Context) error {
+		hosts, err := o.hosts()
+		if err != nil {
+			return err
+		}
+		rot := &webhook.Rotator{Kube: kube, Namespace: o.CertNamespace, Secret: WebhookSecret, Hosts: hosts,
+			Publish: func(ctx context.Context, ca []byte) error { return webhook.Register(ctx, kube, o.registration(ca)) }}
+		for {
+			s, err := rot.Check(ctx)
+			if err == nil {
+				if err = rot.Publish(ctx, s.Data[webhook.CACertKey]); err == nil {
+					break
+				}
+			}
+			log.Error(err, "assignment webhook registration; retrying")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(5 * time.Second):
+			}
+		}
+		log.Info("assignment webhook registered", "url", o.URL, "service", o.Service)
+		rot.Run(ctx, time.Minute, func(err error) { log.Error(err, "assignment webhook certificate") })
+		return nil
+	}
+}
+
+// addWebhook adds the webhook's runnables to mgr when o.Addr is set.
+func addWebhook(mgr manager.Manager, o WebhookOptions, kube kubernetes.Interface, log logr.Logger) error {
+	if o.Addr == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
+		return fmt.Errorf("invalid webhook address %q: %w", o.Addr, err)
+	}
+	if _, err := o.hosts(); err != nil {
+		return err
+	}
+	log = log.WithName("webhook")
+	if err := mgr.Add(&serveWebhook{o: o, kube: kube, cache: mgr.GetCache(), log: log}); err != nil {
+		return fmt.Errorf("failed to add the assignment webhook: %w", err)
+	}
+	if err := mgr.Add(rotateWebhook(o, kube, log)); err != nil {
+		return fmt.Errorf("failed to add the webhook certificate rotation: %w", err)
+	}
+	return nil
+}
