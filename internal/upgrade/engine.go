@@ -233,6 +233,10 @@ func (r *run) step(ctx context.Context, d plan.Decision) stepResult {
 		r.setPhase(v1alpha1.PhaseRollingBack, v1alpha1.ReasonRolloutFailed, d.Reason)
 		return transientIf(r.flush(ctx, true))
 	case plan.ActionDone:
+		if r.gatewaysDue() {
+			// A run without waves (spec.skipMigrate) still flips first.
+			return r.flipGateways(ctx)
+		}
 		return r.finishSteps(ctx, d.Reason) // tags and prune steps, then Succeeded
 	}
 	return stepTransient{err: fmt.Errorf("failed to take step %q: unknown action", d.Action)}

@@ -119,12 +119,25 @@ func (r *run) flipGatewaysBack(ctx context.Context) error {
 
 // setStep records a step's state, appending its record the first time.
 func (r *run) setStep(name string, state v1alpha1.StepState, msg string) {
-	st := &r.mu.Status
-	now := metav1.NewTime(r.now())
+	e := recordStep(&r.mu.Status, name, state, msg, metav1.NewTime(r.now()))
+	r.dirty = true
+	if r.Observer != nil {
+		r.Observer.Event(e)
+	}
+}
+
+// recordStep records a step's state in st, appending its record the first
+// time, with the history entry it returns.
+func recordStep(st *v1alpha1.MeshUpgradeStatus, name string, state v1alpha1.StepState, msg string, now metav1.Time) v1alpha1.Event {
 	if s := st.Step(name); s != nil {
 		s.State, s.Message, s.At = state, msg, now
 	} else {
 		st.Steps = append(st.Steps, v1alpha1.StepStatus{Name: name, State: state, Message: msg, At: now})
 	}
-	r.event("step", 0, fmt.Sprintf("%s: %s (%s)", name, state, msg))
+	e := v1alpha1.Event{At: now, Type: "step", Message: fmt.Sprintf("%s: %s (%s)", name, state, msg)}
+	st.History = append(st.History, e)
+	if len(st.History) > maxHistory {
+		st.History = append(st.History[:0:0], st.History[len(st.History)-maxHistory:]...)
+	}
+	return e
 }

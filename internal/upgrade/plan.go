@@ -21,6 +21,9 @@ import (
 // same value and a resumed run recognises its own writes.
 func Freeze(s *inventory.Snapshot, nsLabels map[string]map[string]string, mu *v1alpha1.MeshUpgrade, others []v1alpha1.MeshUpgrade, now time.Time) (v1alpha1.MeshUpgradeStatus, error) {
 	spec := mu.Spec
+	if spec.SkipMigrate {
+		return freezeWithoutMigration(s, mu, now), nil
+	}
 	sel, err := selection(spec.Selection, nsLabels)
 	if err != nil {
 		return v1alpha1.MeshUpgradeStatus{}, err
@@ -252,4 +255,26 @@ func waveGates(st *v1alpha1.MeshUpgradeStatus, gates int) map[int]plan.WaveGate 
 		out[k.wave] = plan.WaveGate{Passed: at, Baked: baked}
 	}
 	return out
+}
+
+// freezeWithoutMigration is the plan of a run that skips the migrate step:
+// no workload, no wave; the tags step's moves (with spec.moveTags, every tag
+// that points at From) are recorded now, like a full run's.
+func freezeWithoutMigration(s *inventory.Snapshot, mu *v1alpha1.MeshUpgrade, now time.Time) v1alpha1.MeshUpgradeStatus {
+	t := metav1.NewTime(now)
+	st := v1alpha1.MeshUpgradeStatus{
+		ObservedGeneration: mu.Generation,
+		Phase:              v1alpha1.PhasePending,
+		Message:            "planned without the migrate step: no workload moves",
+		RestartToken:       now.UTC().Format(time.RFC3339Nano),
+		StartedAt:          &t,
+	}
+	if mu.Spec.MoveTags {
+		for _, tag := range s.Tags {
+			if tag.Revision == mu.Spec.From {
+				st.Tags = append(st.Tags, v1alpha1.LabelMove{Name: tag.Name, From: mu.Spec.From, To: mu.Spec.To})
+			}
+		}
+	}
+	return st
 }

@@ -49,7 +49,7 @@ func (r *run) rollback(ctx context.Context) error {
 			r.event("relabel", 0, fmt.Sprintf("namespace %s: istio.io/rev back to %s", n.Name, n.From))
 		}
 	}
-	if s := st.Step(v1alpha1.StepTags); s != nil && s.State != v1alpha1.StepReverted {
+	if s := st.Step(v1alpha1.StepTags); s != nil && s.State != v1alpha1.StepReverted && s.State != v1alpha1.StepSkipped {
 		r.setStep(v1alpha1.StepTags, v1alpha1.StepReverted, fmt.Sprintf("%d tag(s) point at %s again", len(st.Tags), r.mu.Spec.From))
 	}
 	r.adoptLabelled()
@@ -109,6 +109,13 @@ func (r *run) rollback(ctx context.Context) error {
 	}
 	if failures > 0 {
 		return r.rollbackFailed(ctx, fmt.Errorf("%d workload(s) could not be restored; see their messages", failures))
+	}
+	// Every workload is back: the revision this run installed can go.
+	if err := r.uninstall(ctx); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return r.rollbackFailed(ctx, err)
 	}
 	r.setPhase(v1alpha1.PhaseRolledBack, v1alpha1.ReasonRollbackDone,
 		fmt.Sprintf("rolled back %d workload(s) to %s after: %s", len(todo), r.mu.Spec.From, st.Message))

@@ -102,7 +102,8 @@ func (s *session) step() (*v1alpha1.MeshUpgrade, Result, error) {
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("failed to get MeshUpgrade %q: %w", s.name, err)
 	}
-	if len(mu.Status.Workloads) == 0 {
+	if !mu.Status.Planned() && !mu.Spec.RollbackRequested {
+		// A rollback needs no plan: it undoes the install step alone.
 		return mu, Result{}, fmt.Errorf("MeshUpgrade %q has no frozen plan; create it with `meshroll upgrade`", s.name)
 	}
 	if mu.Status.Phase.Final() && !mu.Spec.RollbackRequested {

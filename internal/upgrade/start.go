@@ -43,20 +43,15 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 	existing, err := o.Store.Get(ctx, mu.Name)
 	switch {
 	case err == nil:
-		if mu.Spec.Strategy.Parallelism == 0 {
-			// Unset: resume with what the first run chose.
-			mu.Spec.Strategy.Parallelism = existing.Spec.Strategy.Parallelism
+		if err := resumable(existing, mu); err != nil {
+			return nil, err
 		}
-		if !reflect.DeepEqual(withDefaults(existing.Spec), withDefaults(mu.Spec)) {
-			return nil, fmt.Errorf("MeshUpgrade %q already exists with a different spec (phase %s); pick another --name, or roll it back with `meshroll rollback %s`", mu.Name, existing.Status.Phase, mu.Name)
-		}
-		if existing.Status.Phase.Final() {
-			return nil, fmt.Errorf("MeshUpgrade %q already finished (%s: %s); pick another --name to start a new run", mu.Name, existing.Status.Phase, existing.Status.Message)
-		}
-		if len(existing.Status.Workloads) > 0 {
+		if existing.Status.Planned() {
 			return existing, nil
 		}
-		mu = existing // created, but killed before its plan was recorded
+		// Created (and maybe installed, see Installer), but killed before
+		// its plan was recorded: plan it now, keeping what it recorded.
+		mu = existing
 	case apierrors.IsNotFound(err):
 	default:
 		return nil, fmt.Errorf("failed to read MeshUpgrade %q: %w", mu.Name, err)
@@ -72,6 +67,7 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 	if err != nil {
 		return nil, err
 	}
+	keepRecorded(&st, mu, metav1.NewTime(o.Now))
 	if err := planVMs(&st, mu, o, others); err != nil {
 		return nil, err
 	}
@@ -107,6 +103,68 @@ func Start(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1al
 	}
 	mu.Status = st
 	return o.Store.UpdateStatus(ctx, mu)
+}
+
+// keepRecorded carries into the frozen status st what the run recorded
+// before it was planned (the install step), and records as Skipped every
+// step the spec leaves out, so resume and rollback see each step, run or
+// not.
+func keepRecorded(st *v1alpha1.MeshUpgradeStatus, mu *v1alpha1.MeshUpgrade, now metav1.Time) {
+	st.Install, st.Steps, st.History = mu.Status.Install, mu.Status.Steps, mu.Status.History
+	skip := func(name string, left bool, why string) {
+		if left && st.Step(name) == nil {
+			recordStep(st, name, v1alpha1.StepSkipped, why, now)
+		}
+	}
+	s := mu.Spec
+	skip(v1alpha1.StepInstall, true, fmt.Sprintf("no install step ran: revision %s was installed before this upgrade (or --skip install)", s.To))
+	skip(v1alpha1.StepGateways, !s.FlipGateways, "not part of this run (spec.flipGateways is false, or --skip gateways)")
+	skip(v1alpha1.StepMigrate, s.SkipMigrate, "not part of this run (spec.skipMigrate, or --skip migrate): no workload is moved")
+	skip(v1alpha1.StepTags, !s.MoveTags, "not part of this run (spec.moveTags is false, or --skip tags); tags the moved workloads use still move with their wave")
+	skip(v1alpha1.StepPrune, !s.Prune, fmt.Sprintf("not part of this run (spec.prune is false, or --skip prune): revision %s stays installed", s.From))
+}
+
+// resumable refuses to resume existing for mu unless their specs are the
+// same and the run is not finished. An unset
+// parallelism in mu takes what the first run chose.
+func resumable(existing, mu *v1alpha1.MeshUpgrade) error {
+	if mu.Spec.Strategy.Parallelism == 0 {
+		mu.Spec.Strategy.Parallelism = existing.Spec.Strategy.Parallelism
+	}
+	if !reflect.DeepEqual(withDefaults(existing.Spec), withDefaults(mu.Spec)) {
+		return fmt.Errorf("MeshUpgrade %q already exists with a different spec (phase %s); pick another --name, or roll it back with `meshroll rollback %s`", mu.Name, existing.Status.Phase, mu.Name)
+	}
+	if existing.Status.Phase.Final() {
+		return fmt.Errorf("MeshUpgrade %q already finished (%s: %s); pick another --name to start a new run", mu.Name, existing.Status.Phase, existing.Status.Message)
+	}
+	return nil
+}
+
+// Create records mu before its plan, so the install step (Installer) has a
+// MeshUpgrade to record its intent in before its first write; Start then
+// freezes the plan into it. An existing MeshUpgrade of the same name and
+// spec is returned to resume. Refusals come before any write.
+func Create(ctx context.Context, mu *v1alpha1.MeshUpgrade, o StartOptions) (*v1alpha1.MeshUpgrade, error) {
+	existing, err := o.Store.Get(ctx, mu.Name)
+	switch {
+	case err == nil:
+		if err := resumable(existing, mu); err != nil {
+			return nil, err
+		}
+		return existing, nil
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("failed to read MeshUpgrade %q: %w", mu.Name, err)
+	}
+	if err := validateSpec(mu.Spec); err != nil {
+		return nil, err
+	}
+	if o.Store.DryRun {
+		return mu, nil
+	}
+	if err := o.Store.EnsureCRD(ctx, o.Applier); err != nil {
+		return nil, err
+	}
+	return o.Store.Create(ctx, mu)
 }
 
 // validateSpec rejects specs whose meaning would be a guess.
