@@ -32,6 +32,10 @@ type appRolloutFlags struct {
 	gates    []string
 	promURL  string
 	probeURL string
+	// noSync turns off the wait for istiod's sync status (then only
+	// --step-wait separates a routing change from the next).
+	noSync      bool
+	syncTimeout time.Duration
 }
 
 func newAppRolloutCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
@@ -42,8 +46,9 @@ func newAppRolloutCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 		Long: "The Deployment's pods must carry a version label (also in its selector) and the Service must select\n" +
 			"every version. The new version runs as its own Deployment (<name> with the version suffix replaced);\n" +
 			"a DestinationRule names one subset per version and a VirtualService (both named after the Service)\n" +
-			"moves the weight step by step. After each step meshroll waits --step-wait for istiod to push the route\n" +
-			"to every client, then runs the gates; a failed gate sends all traffic back to the old version. Once all\n" +
+			"moves the weight step by step. After each change meshroll waits until istiod reports that every proxy\n" +
+			"watching the changed config has acknowledged it (istiod's /debug/syncz on its pods' port 15014, what\n" +
+			"istioctl proxy-status shows; meshroll must reach istiod's pod IPs), then --step-wait, then runs the gates; a failed gate sends all traffic back to the old version. Once all\n" +
 			"traffic reaches the new version the old Deployment and its subset are deleted: no pod is deleted while a\n" +
 			"client's route still names it, which is what a rolling update cannot promise.",
 		Args: cobra.ExactArgs(1),
@@ -57,7 +62,9 @@ func newAppRolloutCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	fl.StringVar(&f.opts.Image, "image", "", "image of the new version (default: the old Deployment's)")
 	fl.StringVar(&f.opts.Container, "container", "", "container whose image --image replaces (default: the first)")
 	fl.StringVar(&f.steps, "steps", "10,50,100", "weights of the new version in percent, growing, ending at 100")
-	fl.DurationVar(&f.opts.StepWait, "step-wait", 5*time.Second, "wait after each routing change before the gates run (istiod's push to every client)")
+	fl.DurationVar(&f.opts.StepWait, "step-wait", 0, "extra wait after each routing change has reached the proxies, before the gates run")
+	fl.DurationVar(&f.syncTimeout, "sync-timeout", 2*time.Minute, "how long a routing change may take to be acknowledged by every proxy istiod pushes it to")
+	fl.BoolVar(&f.noSync, "no-sync-wait", false, "do not ask istiod whether its proxies have each change (then give --step-wait)")
 	fl.DurationVar(&f.opts.ReadyTimeout, "ready-timeout", 5*time.Minute, "how long the new Deployment may take to become available")
 	fl.StringArrayVar(&f.gates, "gate", nil, `gate after each step: a preset (`+strings.Join(gate.PresetNames(), ", ")+`) or "name=<promql> <op> <threshold>" (repeatable)`)
 	fl.StringVar(&f.promURL, "prometheus", "", "Prometheus URL the gates query")
@@ -69,6 +76,12 @@ func newAppRolloutCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 }
 
 func runAppRollout(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *appRolloutFlags, deployment string) error {
+	if f.noSync && f.opts.StepWait == 0 {
+		return fmt.Errorf("invalid --no-sync-wait without --step-wait: nothing would separate a routing change from the next; give --step-wait (e.g. 10s) or drop --no-sync-wait")
+	}
+	if f.syncTimeout <= 0 {
+		return fmt.Errorf("invalid --sync-timeout %s: give a positive duration (e.g. 2m)", f.syncTimeout)
+	}
 	steps, err := parseSteps(f.steps)
 	if err != nil {
 		return err
@@ -114,6 +127,9 @@ func runAppRollout(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *a
 		return err
 	}
 	f.opts.Namespace, f.opts.Deployment, f.opts.Out = ns, deployment, cmd.OutOrStdout()
+	if !f.noSync {
+		f.opts.Sync = &traffic.Propagation{Kube: c.Kube, Timeout: f.syncTimeout}
+	}
 	res, err := traffic.Rollout(cmd.Context(), traffic.Clients{Kube: c.Kube, Dynamic: c.Dynamic}, f.opts)
 	if err != nil {
 		return err

@@ -21,6 +21,8 @@ func TestAppRolloutBadInput(t *testing.T) {
 		{"steps going back", append(base, "--steps", "50,10,100"), "weights must grow"},
 		{"steps not ending at 100", append(base, "--steps", "10,50"), "the last weight must be 100"},
 		{"unknown gate", append(base, "--gate", "nope"), `invalid --gate "nope"`},
+		{"no sync wait and no step wait", append(base, "--no-sync-wait"), "invalid --no-sync-wait without --step-wait"},
+		{"sync timeout not positive", append(base, "--sync-timeout", "0s"), "invalid --sync-timeout 0s"},
 		{"unreachable cluster", base, "127.0.0.1:1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
@@ -39,12 +41,15 @@ type Options struct {
 	Container string
 	// Steps are the new version's weights in percent (ValidateSteps).
 	Steps []int
-	// StepWait is the time given to the mesh after each routing change
-	// before the gates run: istiod must push the route to every client.
+	// Sync, when set, makes each routing change wait until istiod reports
+	// that every proxy it affects has acknowledged it.
+	Sync *Propagation
+	// StepWait is more time given after each routing change (after Sync's
+	// wait) before the gates run; with no Sync it is the only wait.
 	StepWait time.Duration
 	// ReadyTimeout bounds the wait for the new Deployment to be available.
 	ReadyTimeout time.Duration
-	// Gate, when set, judges each step after StepWait; an error routes all
+	// Gate, when set, judges each step once it reached the proxies; an error routes all
 	// traffic back to the old version and stops the rollout.
 	Gate func(ctx context.Context, weight int) error
 	// DryRun validates and prints the plan; nothing is written.
@@ -121,20 +126,20 @@ type run struct {
 func (r *run) do(ctx context.Context, next *appsv1.Deployment) error {
 	r.oldV, r.newV = r.res.OldVersion, r.res.NewVersion
 	// Routes first, all to the old version: the new pods get no call until
-	// a step sends them one. The subsets' clusters must reach every client
-	// before a route names one: a client that gets the route first has no
+	// a step sends them one. A subset's cluster must reach every client
+	// before a route names it: a client that gets the route first has no
 	// such cluster and fails the call ("unknown cluster selected for RPC",
 	// seen on proxyless gRPC when both were written at once).
-	if err := r.apply(ctx, destinationRuleGVR, destinationRule(r.ns, r.name, r.host, r.oldV, r.newV)); err != nil {
+	subsetOld := func(ctx context.Context) error {
+		return r.apply(ctx, destinationRuleGVR, destinationRule(r.ns, r.name, r.host, r.oldV))
+	}
+	if err := r.change(ctx, "subset "+r.oldV, subsetOld, Clusters, Endpoints); err != nil {
 		return err
 	}
-	if err := sleep(ctx, r.opts.StepWait); err != nil {
+	if err := r.change(ctx, "route to subset "+r.oldV, func(ctx context.Context) error { return r.route(ctx, 0) }, Routes); err != nil {
 		return err
 	}
-	if err := r.route(ctx, 0); err != nil {
-		return err
-	}
-	r.logf("routes: %s → subset %s (100%%), subset %s ready for the new version", r.host, r.oldV, r.newV)
+	r.logf("routes: %s → subset %s (100%%)", r.host, r.oldV)
 	if err := r.applyDeployment(ctx, next); err != nil {
 		return err
 	}
@@ -142,31 +147,36 @@ func (r *run) do(ctx context.Context, next *appsv1.Deployment) error {
 		return err
 	}
 	r.logf("deployment %s/%s available", r.ns, next.Name)
-	// Its endpoints reach the clients (EDS) before the first step sends
-	// them calls.
-	if err := sleep(ctx, r.opts.StepWait); err != nil {
+	// The new subset's cluster is pushed once its pods are endpoints of the
+	// Service, so that the push carries them (a cluster that reaches a
+	// client before its endpoints fails the calls a step sends it).
+	if err := r.waitEndpoints(ctx, next); err != nil {
 		return err
 	}
+	subsets := func(ctx context.Context) error {
+		return r.apply(ctx, destinationRuleGVR, destinationRule(r.ns, r.name, r.host, r.oldV, r.newV))
+	}
+	if err := r.change(ctx, "subset "+r.newV, subsets, Clusters, Endpoints); err != nil {
+		return err
+	}
+	r.logf("subset %s ready for the new version", r.newV)
 	for _, w := range r.opts.Steps {
-		if err := r.route(ctx, w); err != nil {
+		if err := r.change(ctx, fmt.Sprintf("route at weight %d", w), func(ctx context.Context) error { return r.route(ctx, w) }, Routes); err != nil {
 			return err
 		}
 		r.logf("step: %s %d%% / %s %d%%", r.oldV, 100-w, r.newV, w)
-		if err := sleep(ctx, r.opts.StepWait); err != nil {
-			return err
-		}
 		if r.opts.Gate != nil {
 			if err := r.opts.Gate(ctx, w); err != nil {
 				r.res.RolledBack = true
-				back := r.route(context.WithoutCancel(ctx), 0)
+				back := r.change(context.WithoutCancel(ctx), "route back to "+r.oldV, func(ctx context.Context) error { return r.route(ctx, 0) }, Routes)
 				r.logf("gate failed at %d%%: all traffic back on %s", w, r.oldV)
 				return errors.Join(fmt.Errorf("failed to pass gates at weight %d: %w", w, err), back)
 			}
 		}
 		r.res.Weights = append(r.res.Weights, w)
 	}
-	// Every client routes to the new version now (StepWait after the last
-	// step): the old pods get no call and can go.
+	// Every client routes to the new version now (the last step reached
+	// them all): the old pods get no call and can go.
 	err := r.c.Kube.AppsV1().Deployments(r.ns).Delete(ctx, r.res.Old, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to delete deployment %q: %w", r.ns+"/"+r.res.Old, err)
@@ -177,6 +187,30 @@ func (r *run) do(ctx context.Context, next *appsv1.Deployment) error {
 	}
 	r.logf("subset %s removed; %s → %s", r.oldV, r.host, r.newV)
 	return nil
+}
+
+// change makes one routing change (write) and waits until it has reached
+// the proxies: with Sync, until every proxy watching one of types has
+// acknowledged a push istiod made after the write; then StepWait more.
+func (r *run) change(ctx context.Context, what string, write func(context.Context) error, types ...string) error {
+	var mark Mark
+	if r.opts.Sync != nil {
+		var err error
+		if mark, err = r.opts.Sync.Mark(ctx); err != nil {
+			return fmt.Errorf("failed to read istiod's sync status before %s: %w", what, err)
+		}
+	}
+	began := time.Now()
+	if err := write(ctx); err != nil {
+		return err
+	}
+	if r.opts.Sync != nil {
+		if err := r.opts.Sync.Wait(ctx, mark, what, types...); err != nil {
+			return err
+		}
+		r.logf("%s: acknowledged by every proxy (%s)", what, time.Since(began).Round(10*time.Millisecond))
+	}
+	return sleep(ctx, r.opts.StepWait)
 }
 
 // route sends weight percent of the calls to the new subset, the rest to the
@@ -244,4 +278,45 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// waitEndpoints waits until every pod of d is a ready endpoint of the
+// Service in its EndpointSlices, which is what istiod builds endpoints from.
+func (r *run) waitEndpoints(ctx context.Context, d *appsv1.Deployment) error {
+	sel := labels.SelectorFromSet(d.Spec.Selector.MatchLabels).String()
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, r.opts.ReadyTimeout, true, func(ctx context.Context) (bool, error) {
+		pods, err := r.c.Kube.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		eps, err := r.c.Kube.DiscoveryV1().EndpointSlices(r.ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + r.name})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		ready := map[string]bool{}
+		for _, s := range eps.Items {
+			for _, ep := range s.Endpoints {
+				if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
+					for _, a := range ep.Addresses {
+						ready[a] = true
+					}
+				}
+			}
+		}
+		missing := 0
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && (p.Status.PodIP == "" || !ready[p.Status.PodIP]) {
+				missing++
+			}
+		}
+		last = fmt.Sprintf("%d of %d pods not yet ready endpoints", missing, len(pods.Items))
+		return len(pods.Items) > 0 && missing == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to wait for the pods of deployment %q to be endpoints of service %q (%s): %w", r.ns+"/"+d.Name, r.ns+"/"+r.name, last, err)
+	}
+	return nil
 }
