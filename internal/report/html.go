@@ -29,12 +29,15 @@ var page = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap
 	"outcomeClass": outcomeClass,
 	"eventClass":   eventClass,
 	"join":         strings.Join,
+	"ms":           ms,
 }).ParseFS(templates, "report.html.tmpl"))
 
 // htmlData is what the template renders.
 type htmlData struct {
 	view
-	Chart     chart
+	Chart chart
+	// Traffic is the probe's series; nil when no probe ran (no section).
+	Traffic   *trafficChart
 	Generated time.Time
 	// MovedPercent is Succeeded/Total as a whole percentage for the
 	// progress bar.
@@ -48,6 +51,13 @@ type htmlData struct {
 // attached to a ticket or mailed and still open years later, offline. now
 // stamps the page and measures the duration of a run still in progress.
 func HTML(w io.Writer, u *v1alpha1.MeshUpgrade, now time.Time) error {
+	return HTMLWithTraffic(w, u, nil, now)
+}
+
+// HTMLWithTraffic is HTML with a section for what a load probe measured
+// during the run (t, nil when none ran): calls and errors per second and
+// p50/p99 latency, with the run's waves and steps marked.
+func HTMLWithTraffic(w io.Writer, u *v1alpha1.MeshUpgrade, t *Traffic, now time.Time) error {
 	if u == nil {
 		return fmt.Errorf("failed to render HTML report: no MeshUpgrade")
 	}
@@ -56,6 +66,10 @@ func HTML(w io.Writer, u *v1alpha1.MeshUpgrade, now time.Time) error {
 		Chart:     newChart(u),
 		Generated: now,
 		Plan:      planLine(u.Spec),
+	}
+	if t != nil {
+		tc := newTrafficChart(u, t)
+		d.Traffic = &tc
 	}
 	if d.Counts.Total > 0 {
 		d.MovedPercent = 100 * d.Counts.Succeeded / d.Counts.Total
