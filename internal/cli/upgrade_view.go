@@ -10,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/report"
 )
 
 // liveView prints a run as it goes: on a terminal one progress bar redrawn in
@@ -54,6 +55,9 @@ func (v *liveView) Progress(st *v1alpha1.MeshUpgradeStatus) {
 	}
 	line := fmt.Sprintf("wave %d/%d  %s  %d/%d moved, %d failed, %d rolled back",
 		st.CurrentWave, st.Waves, progressBar(done, c.Total, 30), c.Succeeded, c.Total, c.Failed, c.RolledBack)
+	if vms := report.VMCounts(st.Workloads); vms.Total > 0 {
+		line += fmt.Sprintf(" (VMs %d/%d moved)", vms.Succeeded, vms.Total)
+	}
 	if v.tty {
 		fmt.Fprint(v.w, "\r\033[K"+line)
 		v.bar = true

@@ -55,6 +55,9 @@ func Text(w io.Writer, u *v1alpha1.MeshUpgrade) error {
 		p(", %d skipped", len(v.Skipped))
 	}
 	p("\n")
+	if m := v.VMs; m.Total > 0 {
+		p("  VMs:\t%d of %d moved, %d failed, %d rolled back, %d pending (included above)\n", m.Succeeded, m.Total, m.Failed, m.RolledBack, m.Pending)
+	}
 	if v.Waves > 0 {
 		p("  Wave:\t%d of %d\n", v.CurrentWave, v.Waves)
 	}

@@ -30,6 +30,9 @@ type view struct {
 	Waves       int
 	CurrentWave int
 	Counts      v1alpha1.Counts
+	// VMs tallies the workloads that are VMs (mechanism VM), which Counts
+	// includes: the VMs move in the same waves as the pods.
+	VMs v1alpha1.Counts
 
 	WaveRows   []waveRow
 	Gates      []v1alpha1.GateResult
@@ -102,6 +105,7 @@ func newView(u *v1alpha1.MeshUpgrade, now time.Time) view {
 		// honest numbers in the report.
 		v.Counts = v1alpha1.Tally(st.Workloads)
 	}
+	v.VMs = VMCounts(st.Workloads)
 	v.WaveRows = waveRows(st.Workloads, st.Waves, st.CurrentWave, v.Phase)
 	for _, w := range st.Workloads {
 		if w.Outcome == v1alpha1.OutcomeFailed || w.Outcome == v1alpha1.OutcomeRollbackFailed {
@@ -221,4 +225,15 @@ func formatDuration(d time.Duration) string {
 		return d.Round(time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// VMCounts tallies the workloads moved by mechanism VM (meshroll-agent VMs).
+func VMCounts(ws []v1alpha1.WorkloadStatus) v1alpha1.Counts {
+	var vms []v1alpha1.WorkloadStatus
+	for _, w := range ws {
+		if w.Mechanism == v1alpha1.MechanismVM {
+			vms = append(vms, w)
+		}
+	}
+	return v1alpha1.Tally(vms)
 }
