@@ -30,8 +30,11 @@ func newUpgradeCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "upgrade",
 		Short: "Upgrade the mesh: canary control plane, gateways, gated data-plane waves, tags, prune",
-		Long: `upgrade runs the whole flow, each step resumable and skippable (--skip):
-  install   install the target revision beside the running one (canary control plane)
+		Long: `upgrade runs the whole flow as one list of steps recorded in a MeshUpgrade, each resumable
+and skippable (--skip; a skipped step is recorded Skipped, so resume and rollback see it):
+  install   install the target revision beside the running one (canary control plane); recorded
+            before its first write, so ` + "`meshroll rollback`" + ` removes a revision this upgrade
+            installed (never one that was there before)
   gateways  blue/green: a new colour of every meshroll gateway, then flip its Service
   migrate   move workloads in waves, each (the last included) followed by readiness, gates and
             --bake; a MeshUpgrade records progress, rerun to resume
@@ -116,23 +119,19 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	if err != nil {
 		return err
 	}
-	if !f.skipped("install") && !viaCtl {
-		if err := u.install(ctx); err != nil {
-			return err
-		}
-	}
 	if f.dryRun {
+		if !f.skipped("install") && !viaCtl {
+			if err := u.install(ctx); err != nil {
+				return err
+			}
+		}
 		return u.dryRunMigration()
 	}
-	if f.skipped("migrate") {
-		if err := u.withoutMigration(ctx); err != nil {
-			return err
-		}
-		fmt.Fprintf(u.w, "upgrade %s → %s done\n", u.from, u.to)
-		return nil
-	}
-	// The gateways, waves, tags and prune steps are one recorded list run
-	// by the engine; a rollback or a halt flips the gateways back itself.
+	// The install, gateways, waves, tags and prune steps are one recorded
+	// list run by the engine (a skipped one is recorded Skipped); a
+	// rollback or a halt flips the gateways back itself, and a rollback
+	// removes the revision the install step installed.
+	stopProbe := u.watchProbe(ctx)
 	var mu *v1alpha1.MeshUpgrade
 	if viaCtl {
 		if mu, err = u.viaController(ctx, holder); mu == nil && err == nil {
@@ -142,7 +141,7 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 		mu, err = u.migrate(ctx)
 	}
 	if mu != nil && f.report != "" {
-		if rerr := writeReport(f.report, mu); rerr != nil {
+		if rerr := writeReport(f.report, mu, stopProbe()); rerr != nil {
 			err = errors.Join(err, rerr)
 		} else {
 			fmt.Fprintf(u.w, "report: %s\n", f.report)
@@ -193,28 +192,54 @@ func sourceRevision(s *inventory.Snapshot, flag, to string) (string, error) {
 	return "", fmt.Errorf("proxies run %d revisions besides %s (%s); pick one with --from", len(revs), to, strings.Join(revs, ", "))
 }
 
-// install installs the target revision unless it is installed and ready.
+// install is the dry run's install step: it shows what the install would
+// write (a real run takes the recorded step, recordedInstall).
 func (u *upgradeRun) install(ctx context.Context) error {
 	if !u.installs() {
-		fmt.Fprintf(u.w, "step install: revision %s already installed and ready\n", u.to)
+		fmt.Fprintf(u.w, "%sstep install: revision %s already installed and ready\n", dryRunPrefix(u.f.dryRun), u.to)
 		return nil
 	}
-	objs, opts := u.rendered, u.renderOpts // rendered, validated and path-checked by the preflight
-	start := time.Now()
-	res, err := controlplane.Install(ctx, u.c, controlplane.InstallOptions{Render: opts, Objects: objs, DryRun: u.f.dryRun})
+	summary, err := u.installFunc()(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(u.w, "%sstep install: revision %s (%s): %s in %s\n", dryRunPrefix(u.f.dryRun), res.Revision, opts.Version,
-		controlplane.Summarize(res.Changes), time.Since(start).Round(time.Millisecond))
-	if !u.f.dryRun {
-		// The target's injector and proxy image are part of every later
-		// decision: read the cluster again.
-		if u.snap, err = inventory.Read(ctx, u.ic, time.Now()); err != nil {
-			return err
-		}
-	}
+	fmt.Fprintf(u.w, "%sstep install: revision %s (%s): %s\n", dryRunPrefix(u.f.dryRun), u.to, u.version, summary)
 	return nil
+}
+
+// installFunc installs the target from the objects the preflight rendered,
+// validated and path-checked.
+func (u *upgradeRun) installFunc() upgrade.InstallFunc {
+	return func(ctx context.Context) (string, error) {
+		if u.rendered == nil {
+			return "", fmt.Errorf("failed to install revision %q: it was not rendered (it was installed and ready when the run began); rerun the same command", u.to)
+		}
+		start := time.Now()
+		res, err := controlplane.Install(ctx, u.c, controlplane.InstallOptions{Render: u.renderOpts, Objects: u.rendered, DryRun: u.f.dryRun})
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s in %s", controlplane.Summarize(res.Changes), time.Since(start).Round(time.Millisecond)), nil
+	}
+}
+
+// recordedInstall is the install step of the recorded list: the
+// MeshUpgrade exists (upgrade.Create) and records whether this run owns the
+// target before the first install write, so a kill mid-install is resumed
+// by a rerun or undone by `meshroll rollback`.
+func (u *upgradeRun) recordedInstall(ctx context.Context, store upgrade.Store, mu *v1alpha1.MeshUpgrade) error {
+	in := upgrade.Installer{Store: store, Kube: u.c.Kube, Install: u.installFunc()}
+	done, err := in.Run(ctx, mu.Name, u.version)
+	if err != nil {
+		return err
+	}
+	if s := done.Status.Step(v1alpha1.StepInstall); s != nil {
+		fmt.Fprintf(u.w, "step install: %s\n", s.Message)
+	}
+	// The target's injector and proxy image are part of every later
+	// decision: read the cluster again.
+	u.snap, err = inventory.Read(ctx, u.ic, time.Now())
+	return err
 }
 
 // spec builds the MeshUpgrade for the run.
@@ -230,6 +255,12 @@ func (u *upgradeRun) spec(ctx context.Context, gates []v1alpha1.Gate) (*v1alpha1
 	spec.FlipGateways = !u.f.skipped("gateways")
 	spec.MoveTags = !u.f.skipped("tags")
 	spec.Prune = u.f.prune && !u.f.skipped("prune")
+	spec.SkipMigrate = u.f.skipped("migrate")
+	if spec.Strategy.Parallelism == 0 && u.planned != nil {
+		// The MeshUpgrade is created before it is planned (the install
+		// step records in it): take what the preflight's plan chose.
+		spec.Strategy.Parallelism = u.planned.Spec.Strategy.Parallelism
+	}
 	name := u.f.name
 	if name == "" {
 		name = u.from + "-to-" + u.to
@@ -265,6 +296,17 @@ func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.
 	if err != nil {
 		return nil, nil, err
 	}
+	opts := upgrade.StartOptions{Store: store, Applier: controlplane.NewApplier(u.c.Dynamic, u.c.Kube.Discovery(), store.DryRun),
+		ValidateGate: runner.Validate, Now: u.now}
+	if !u.f.skipped("install") {
+		created, err := upgrade.Create(ctx, mu, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := u.recordedInstall(ctx, store, created); err != nil {
+			return nil, nil, err
+		}
+	}
 	nsl, err := upgrade.NamespaceLabels(ctx, u.c.Kube)
 	if err != nil {
 		return nil, nil, err
@@ -273,10 +315,8 @@ func (u *upgradeRun) start(ctx context.Context, store upgrade.Store) (*v1alpha1.
 	if err != nil {
 		return nil, nil, err
 	}
-	mu, err = upgrade.Start(ctx, mu, upgrade.StartOptions{
-		Store: store, Applier: controlplane.NewApplier(u.c.Dynamic, u.c.Kube.Discovery(), store.DryRun),
-		Snapshot: u.snap, NamespaceLabels: nsl, ValidateGate: runner.Validate, Now: u.now, VMs: vms,
-	})
+	opts.Snapshot, opts.NamespaceLabels, opts.VMs = u.snap, nsl, vms
+	mu, err = upgrade.Start(ctx, mu, opts)
 	return mu, runner, err
 }
 
@@ -346,7 +386,7 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade) error 
 	}
 	out, err := u.engine(store, runner).Run(ctx, mu.Name)
 	if out != nil && u.f.report != "" {
-		err = errors.Join(err, writeReport(u.f.report, out))
+		err = errors.Join(err, writeReport(u.f.report, out, nil))
 	}
 	if err != nil && !errors.Is(err, upgrade.ErrRolledBack) {
 		return err
@@ -355,12 +395,13 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade) error 
 	return nil
 }
 
-func writeReport(path string, mu *v1alpha1.MeshUpgrade) error {
+// writeReport writes the HTML report, with the probe's series when one ran.
+func writeReport(path string, mu *v1alpha1.MeshUpgrade, traffic *report.Traffic) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("failed to write report %s: %w", path, err)
 	}
-	if err := report.HTML(f, mu, time.Now()); err != nil {
+	if err := report.HTMLWithTraffic(f, mu, traffic, time.Now()); err != nil {
 		_ = f.Close()
 		return err
 	}
