@@ -49,6 +49,10 @@ type Options struct {
 	Cache  *istio.RenderCache
 	// Logger is the structured logger (upgrade, wave and workload keys).
 	Logger logr.Logger
+	// Setup registers more reconcilers with the manager: the hub's
+	// FleetUpgrade reconciler, which internal/cli wires because the member
+	// driver (`meshroll upgrade` run in-process) lives there.
+	Setup []func(ctrl.Manager) error
 	// Webhook is the revision-assignment webhook the replicas serve.
 	Webhook WebhookOptions
 }
@@ -118,6 +122,11 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the MeshUpgrade reconciler: %w", err)
+	}
+	for _, setup := range o.Setup {
+		if err := setup(mgr); err != nil {
+			return err
+		}
 	}
 	if err := addWebhook(mgr, o.Webhook, kube, o.Logger); err != nil {
 		return err
