@@ -47,12 +47,15 @@ lint:
 	$(GO) vet $(PKGS)
 
 # generate rewrites the MeshUpgrade deepcopy code and CRD from api/v1alpha1,
-# and copies the CRDs into the Helm chart (charts/chart_test.go checks they match).
+# and copies the CRDs into the Helm chart (charts/chart_test.go checks they match),
+# writes the chart's RBAC from internal/controller/rbac.go and packages the Istio
+# chart archives the binary embeds (charts/istio; missing ones only).
 CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.20.0
 generate:
 	$(CONTROLLER_GEN) object paths=./api/... crd:crdVersions=v1 output:crd:artifacts:config=api/v1alpha1/crd
 	rm -f charts/meshroll/crds/*.yaml && cp api/v1alpha1/crd/*.yaml charts/meshroll/crds/
 	$(GO) run ./internal/controller/rbacgen charts/meshroll
+	$(GO) run ./charts/istiogen charts/istio
 
 verify: lint generate
 	git diff --exit-code api/ charts/meshroll/crds/ charts/meshroll/templates/

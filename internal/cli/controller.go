@@ -14,7 +14,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshroll/meshroll/charts"
 	"github.com/meshroll/meshroll/internal/controller"
+	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/webhook"
 )
 
@@ -23,7 +25,7 @@ type controllerFlags struct {
 	metricsAddr, probeAddr, namespace, identity string
 	leaseDuration, renewDeadline, retryPeriod   time.Duration
 	chartsDir, repo                             string
-	dryRun                                      bool
+	plainHTTP, dryRun                           bool
 	// webhookAddr serves the assignment webhook ("0" disables it);
 	// webhookURL registers it by URL instead of webhookService.
 	webhookAddr, webhookURL, webhookService, webhookCertNS string
@@ -43,8 +45,9 @@ func (f *controllerFlags) bind(cmd *cobra.Command) {
 	fl.DurationVar(&f.renewDeadline, "renew-deadline", 10*time.Second, "the leader gives up leadership when it could not renew for this long")
 	fl.DurationVar(&f.retryPeriod, "retry-period", 2*time.Second, "how often replicas try to acquire or renew the Lease")
 	fl.StringVar(&f.chartsDir, "charts", "", "render Istio from this local charts directory instead of the istio.io/istio Go module")
-	fl.StringVar(&f.repo, "repo", "", "render Istio from this Helm chart repository URL instead of the istio.io/istio Go module")
-	fl.StringVar(&f.webhookAddr, "webhook-bind-address", ":9443", "serve the revision-assignment webhook on this address (0 disables it)")
+	fl.StringVar(&f.repo, "repo", "", "render Istio from this Helm chart repository (https://…, its index.yaml) or OCI registry (oci://host/path) instead of the chart archives built into the binary")
+	fl.BoolVar(&f.plainHTTP, "plain-http", false, "talk plain HTTP to the --repo oci:// registry (no TLS)")
+	fl.StringVar(&f.webhookAddr, "webhook-bind-address", "0", "serve the revision-assignment webhook on this address, e.g. :9443 (the chart sets it; 0 disables it)")
 	fl.StringVar(&f.webhookURL, "webhook-url", "", "register the webhook by this https URL (an API server that reaches the controller directly) instead of --webhook-service")
 	fl.StringVar(&f.webhookService, "webhook-service", "", "namespace/name of the Service in front of the webhook (default <leader-election-namespace>/meshroll-webhook, the chart's)")
 	fl.StringVar(&f.webhookCertNS, "webhook-cert-namespace", "", "namespace of the webhook's certificate Secret meshroll-webhook-cert (default the leader-election namespace)")
@@ -58,6 +61,9 @@ func (f *controllerFlags) validate() error {
 	if f.leaseDuration <= f.renewDeadline || f.renewDeadline <= f.retryPeriod || f.retryPeriod <= 0 {
 		return fmt.Errorf("leader election needs --lease-duration (%s) > --renew-deadline (%s) > --retry-period (%s) > 0", f.leaseDuration, f.renewDeadline, f.retryPeriod)
 	}
+	if f.plainHTTP && !strings.HasPrefix(f.repo, "oci://") {
+		return fmt.Errorf("--plain-http applies to an oci:// --repo only (got --repo %q)", f.repo)
+	}
 	if f.webhookService != "" {
 		if ns, name, ok := strings.Cut(f.webhookService, "/"); !ok || ns == "" || name == "" {
 			return fmt.Errorf("invalid --webhook-service %q: want namespace/name, e.g. meshroll-system/meshroll-webhook", f.webhookService)
@@ -67,6 +73,20 @@ func (f *controllerFlags) validate() error {
 		return fmt.Errorf("invalid --webhook-url %q: the API server calls webhooks over https, e.g. https://127.0.0.1:9443/mutate", f.webhookURL)
 	}
 	return nil
+}
+
+// source is where the controller renders Istio from: a charts directory or
+// a repository when given, else the archives built into the binary (a pod
+// has no Go toolchain), with the Go module only for releases the binary
+// does not carry.
+func (f *controllerFlags) source() istio.ChartSource {
+	if f.plainHTTP {
+		return istio.OCISource{URL: f.repo, PlainHTTP: true}
+	}
+	if src := chartSource(f.chartsDir, f.repo); src != nil {
+		return src
+	}
+	return istio.ArchiveSource{FS: charts.IstioArchives(), Fallback: istio.ModuleSource{}}
 }
 
 // certNamespace is where the webhook's certificate Secret lives, "" when
@@ -100,7 +120,6 @@ func (f *controllerFlags) webhook() controller.WebhookOptions {
 
 func newControllerCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	f := &controllerFlags{}
-	fc := &fleetControllerFlags{}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Reconcile MeshUpgrades in the cluster (run unattended, e.g. from Git): the same steps `meshroll upgrade` runs",
@@ -156,11 +175,10 @@ JSON logs on stderr with upgrade, wave and workload keys.`,
 			return controller.Run(ctx, cfg, controller.Options{
 				MetricsAddr: f.metricsAddr, ProbeAddr: f.probeAddr, Namespace: f.namespace, Identity: f.identity,
 				LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
-				Source: chartSource(f.chartsDir, f.repo), Cache: renderCache(), Setup: fc.setup(cfg, f.identity, f.leaseDuration, log), Logger: log, Webhook: f.webhook(),
+				Source: f.source(), Cache: renderCache(), Logger: log, Webhook: f.webhook(),
 			})
 		},
 	}
 	f.bind(cmd)
-	fc.bind(cmd)
 	return cmd
 }
