@@ -110,7 +110,7 @@ kill or a failed status write) is never missed. Rerun it to resume after an inte
 				return nil
 			}
 			if out != nil && reportPath != "" {
-				err = errors.Join(err, writeReport(reportPath, out))
+				err = errors.Join(err, writeReport(reportPath, out, nil))
 			}
 			if err != nil && !errors.Is(err, upgrade.ErrRolledBack) {
 				return &ExitError{Code: 3, Err: err}
