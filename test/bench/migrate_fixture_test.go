@@ -44,11 +44,20 @@ func migrateNodes(workloads int) int { return (2*workloads+podsPerNode-1)/podsPe
 type benchConfig struct {
 	workloads int                   // per side
 	delay     sandbox.PodStartDelay // how long each pod takes to start
+	// kubectlSample, when in [0, workloads), runs the kubectl procedure
+	// over only that many workloads (0: not at all). It is for quick
+	// diagnosis of meshroll's side: its ratio is extrapolated and says so;
+	// the target is judged only over the full set (the default).
+	kubectlSample int
 }
 
-// benchConfigFromEnv reads MESHROLL_BENCH_WORKLOADS (default 1,000) and
+// sampled reports whether the kubectl side runs over fewer than all workloads.
+func (c benchConfig) sampled() bool { return c.kubectlSample < c.workloads }
+
+// benchConfigFromEnv reads MESHROLL_BENCH_WORKLOADS (default 1,000),
 // MESHROLL_BENCH_POD_START ("5s-15s" by default: Ready 10 s ± 5 s after
-// scheduling, what image pulls and readiness probes make of a real pod).
+// scheduling, what image pulls and readiness probes make of a real pod) and
+// MESHROLL_BENCH_KUBECTL_SAMPLE (default: all workloads).
 func benchConfigFromEnv() (benchConfig, error) {
 	c := benchConfig{workloads: 1000, delay: sandbox.PodStartDelay{Min: 5 * time.Second, Max: 15 * time.Second}}
 	if v := os.Getenv("MESHROLL_BENCH_WORKLOADS"); v != "" {
@@ -57,6 +66,14 @@ func benchConfigFromEnv() (benchConfig, error) {
 			return c, fmt.Errorf("invalid MESHROLL_BENCH_WORKLOADS %q: want a count of at least 2", v)
 		}
 		c.workloads = n
+	}
+	c.kubectlSample = c.workloads
+	if v := os.Getenv("MESHROLL_BENCH_KUBECTL_SAMPLE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > c.workloads {
+			return c, fmt.Errorf("invalid MESHROLL_BENCH_KUBECTL_SAMPLE %q: want a count from 0 to MESHROLL_BENCH_WORKLOADS (%d)", v, c.workloads)
+		}
+		c.kubectlSample = n
 	}
 	if v := os.Getenv("MESHROLL_BENCH_POD_START"); v != "" {
 		d, err := parsePodStart(v)
@@ -246,11 +263,27 @@ func revisionLabelledOnly(p *demo.Plan) *demo.Plan {
 	return out
 }
 
+// firstWorkloads keeps the first n workloads of p and their namespaces.
+func firstWorkloads(p *demo.Plan, n int) *demo.Plan {
+	out := &demo.Plan{Options: p.Options, Workloads: p.Workloads[:min(n, len(p.Workloads))]}
+	keep := map[string]bool{}
+	for _, w := range out.Workloads {
+		keep[w.Namespace] = true
+	}
+	for _, ns := range p.Namespaces {
+		if keep[ns.Name] {
+			out.Namespaces = append(out.Namespaces, ns)
+		}
+	}
+	return out
+}
+
 // kubectlRun is what the scripted procedure did.
 type kubectlRun struct {
 	took   time.Duration
 	writes int // labels + restarts
 	calls  int // every kubectl invocation
+	load   loadStats
 }
 
 // kubectlProcedure scripts the seed's data-plane step with the real kubectl:
@@ -338,6 +371,9 @@ feed:
 func progress(tb testing.TB, format string, args ...any) {
 	tb.Helper()
 	line := fmt.Sprintf(format, args...)
+	if l, err := loadAvg(); err == nil {
+		line += fmt.Sprintf(" [host load %.1f]", l)
+	}
 	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().UTC().Format("15:04:05"), line)
 	tb.Log(line)
 }
