@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/dataplane"
+	"github.com/meshroll/meshroll/internal/inventory"
 )
 
 // readinessGate is the name of the gate that is always evaluated first.
@@ -70,6 +71,7 @@ func (r *run) gate(ctx context.Context, wave int, afterBake bool) stepResult {
 // judge, and one its owner deleted since is skipped, not a failed gate.
 func (r *run) readiness(ctx context.Context, wave int) (bool, string, error) {
 	n, notReady := 0, []string{}
+	var vms map[string]inventory.VMProxy // the agents' reports, listed once (vm_engine.go)
 	for i := range r.mu.Status.Workloads {
 		w := &r.mu.Status.Workloads[i]
 		if w.Wave != wave || w.Outcome != v1alpha1.OutcomeSucceeded {
@@ -80,7 +82,7 @@ func (r *run) readiness(ctx context.Context, wave int) (bool, string, error) {
 			continue // moved by its template (template.go): nothing runs to be ready
 		}
 		if w.Kind == VMKind {
-			why, err := r.vmReady(ctx, wave, w) // vm_engine.go: the agent's report
+			why, err := r.vmReady(ctx, wave, w, &vms) // vm_engine.go: the agent's report
 			if err != nil {
 				return false, "", err
 			}

@@ -84,28 +84,38 @@ func (r *run) moveVM(ctx context.Context, j job) (dataplane.Result, error) {
 // vmReady is the readiness gate's judgement of a VM of wave: a VM that
 // moved must still be reported Ready on the target by its agent, with a
 // fresh heartbeat. A deleted WorkloadEntry is skipped, as a deleted workload
-// is. It returns why the VM is not ready ("" when it is).
-func (r *run) vmReady(ctx context.Context, wave int, w *v1alpha1.WorkloadStatus) (string, error) {
+// is. The reports are listed once per gate into *reports (one LIST, not a
+// GET per VM: a wave can hold hundreds). It returns why the VM is not ready
+// ("" when it is).
+func (r *run) vmReady(ctx context.Context, wave int, w *v1alpha1.WorkloadStatus, reports *map[string]inventory.VMProxy) (string, error) {
 	if w.Outcome != v1alpha1.OutcomeSucceeded {
 		return "", nil
 	}
 	if r.VMs == nil {
 		return "no VM executor to read the agent's report", nil
 	}
+	if *reports == nil {
+		var vms []inventory.VMProxy
+		err := r.retry(ctx, func(ctx context.Context) error {
+			var err error
+			vms, err = inventory.ReadVMs(ctx, r.VMs.Dyn)
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("failed to read the VMs' reports for the readiness gate: %w", err)
+		}
+		*reports = make(map[string]inventory.VMProxy, len(vms))
+		for _, vm := range vms {
+			(*reports)[vm.Ref()] = vm
+		}
+	}
 	to := r.vmJob(*w, true).to
-	var vm inventory.VMProxy
-	err := r.retry(ctx, func(ctx context.Context) error {
-		var err error
-		vm, err = r.VMs.GetVM(ctx, w.Namespace, w.Name)
-		return err
-	})
+	vm, ok := (*reports)[w.Namespace+"/"+w.Name]
 	switch {
-	case apierrors.IsNotFound(err):
+	case !ok:
 		w.Outcome, w.Message = v1alpha1.OutcomeSkipped, "WorkloadEntry deleted after it moved: nothing left to judge"
 		r.event("skipped", wave, w.Ref()+": "+w.Message)
 		return "", nil
-	case err != nil:
-		return "", fmt.Errorf("failed to read %s for the readiness gate: %w", w.Ref(), err)
 	case vm.Unreachable(r.now(), staleAfter(r.VMs.StaleAfter)):
 		return fmt.Sprintf("agent unreachable (last heartbeat %s)", heartbeatText(vm)), nil
 	case !vm.HealthyOn(to):
