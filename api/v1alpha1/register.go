@@ -18,7 +18,8 @@ var GroupVersionResource = GroupVersion.WithResource(Resource)
 
 // AddToScheme registers the types of this package in a scheme.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &MeshUpgrade{}, &MeshUpgradeList{}, &MeshUpgradeRecord{}, &MeshUpgradeRecordList{})
+	s.AddKnownTypes(GroupVersion, &MeshUpgrade{}, &MeshUpgradeList{}, &MeshUpgradeRecord{}, &MeshUpgradeRecordList{},
+		&FleetUpgrade{}, &FleetUpgradeList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }
