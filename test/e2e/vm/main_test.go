@@ -1,11 +1,13 @@
 // Package vm is the end-to-end test of VM proxies: ≥ 50 meshroll-agent
 // processes, each with its own root directory and sidecar port, against the
-// sandbox's API server, where their WorkloadEntries carry the assignment.
-// It has a sandbox of its own.
+// sandbox's API server, where their WorkloadEntries carry the assignment,
+// beside a seeded mesh of pods injected by real istiod, both moved by
+// `meshroll upgrade`. It has a sandbox of its own.
 package vm
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,20 +21,22 @@ import (
 
 	"github.com/meshroll/meshroll/internal/cli"
 	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/demo"
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/vmagent"
 	"github.com/meshroll/meshroll/internal/vmagent/vmagenttest"
+	"github.com/meshroll/meshroll/sandbox/istiod/istiodtest"
 	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
-// TestMain starts an API-only sandbox (etcd and kube-apiserver): VMs need
-// WorkloadEntries, RBAC and tokens, no nodes or pods.
-func TestMain(m *testing.M) { os.Exit(sandboxtest.Main(m, sandboxtest.WithAPIOnly())) }
+// TestMain starts a full sandbox with two fake nodes: VMs need
+// WorkloadEntries, RBAC and tokens; the pods moved in the same waves need
+// nodes, the controllers and istiod's injection.
+func TestMain(m *testing.M) { os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(2))) }
 
 const (
 	fromVersion = "1.23.2"
@@ -53,6 +57,8 @@ type fleet struct {
 	agentBin   string
 	vms        []*vmagenttest.VM
 	agents     []*exec.Cmd
+	// mesh are the seeded pods' namespaces, moved with the VMs.
+	mesh []string
 }
 
 // meshroll runs the CLI in-process against the sandbox.
@@ -78,7 +84,8 @@ func newFleet(t *testing.T, n int) *fleet {
 	if f.dyn, err = dynamic.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	f.applyRevisions()
+	f.installRevisions()
+	f.seedMesh()
 	build := t.TempDir()
 	bin, err := vmagenttest.BuildSidecar(build)
 	if err != nil {
@@ -118,42 +125,41 @@ func newFleet(t *testing.T, n int) *fleet {
 	return f
 }
 
-// applyRevisions applies Istio's own charts (base with the WorkloadEntry
-// CRD, istiod) for both versions. With no nodes nothing runs them, and
-// nothing needs to: the VMs' sidecars are the stand-in, and meshroll needs
-// the revisions to exist to allow an assignment.
-func (f *fleet) applyRevisions() {
+// installRevisions installs both revisions as `meshroll revision install`
+// does, served by the sandbox's real istiod: the pods moved with the VMs
+// are injected by it, and the VMs' release is read from its image.
+func (f *fleet) installRevisions() {
 	t := f.t
-	ap := controlplane.NewApplier(f.dyn, f.kube.Discovery(), false)
-	if _, err := f.kube.CoreV1().Namespaces().Create(t.Context(), nsObject(istio.SystemNamespace), createOpts); err != nil {
-		t.Fatal(err)
-	}
+	istiodtest.Start(t)
+	cp := controlplane.Clients{Kube: f.kube, Dynamic: f.dyn}
 	for _, v := range []string{fromVersion, toVersion} {
 		start := time.Now()
-		objs, err := istio.Render(t.Context(), istio.RenderOptions{Version: v, Revision: istio.RevisionName(v)})
-		if err != nil {
-			t.Fatalf("render %s: %v", v, err)
+		if _, err := controlplane.Install(t.Context(), cp, controlplane.InstallOptions{Render: istio.RenderOptions{Version: v, Revision: istio.RevisionName(v)}}); err != nil {
+			t.Fatalf("install %s: %v", v, err)
 		}
-		var crds, rest []*unstructured.Unstructured
-		var names []string
-		for _, o := range objs {
-			if o.GetKind() == "CustomResourceDefinition" {
-				crds, names = append(crds, o), append(names, o.GetName())
-			} else {
-				rest = append(rest, o)
-			}
-		}
-		if _, err := ap.Apply(t.Context(), crds); err != nil {
-			t.Fatalf("apply %s CRDs: %v", v, err)
-		}
-		if err := ap.WaitEstablished(t.Context(), names, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ap.Apply(t.Context(), rest); err != nil {
-			t.Fatalf("apply %s: %v", v, err)
-		}
-		t.Logf("applied %s (%d objects) in %s", v, len(objs), time.Since(start).Round(time.Millisecond))
+		t.Logf("installed %s in %s", v, time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// seedMesh creates a small mesh of pods on the old revision, moved in the
+// same waves as the VMs.
+func (f *fleet) seedMesh() {
+	t := f.t
+	p, err := demo.MigrationPlan(demo.MigrationOptions{Prefix: "vmapp", Namespaces: 2, Workloads: 4, Revision: fromRev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := demo.Apply(t.Context(), f.kube, p); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	if err := demo.WaitReady(ctx, f.kube, p); err != nil {
+		t.Fatal(err)
+	}
+	f.mesh = p.NamespaceNames()
+	t.Logf("seeded %d workloads in %s in %s", len(p.Workloads), strings.Join(f.mesh, ", "), time.Since(start).Round(time.Millisecond))
 }
 
 // onboard registers VM i and lays out its root from what onboard wrote.

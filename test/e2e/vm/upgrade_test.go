@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/gate"
 	"github.com/meshroll/meshroll/internal/inventory"
+	"github.com/meshroll/meshroll/internal/upgrade"
 	"github.com/meshroll/meshroll/internal/vmagent"
 	"github.com/meshroll/meshroll/internal/vmagent/vmagenttest"
 )
@@ -78,12 +80,26 @@ func TestVMFleetUpgrade(t *testing.T) {
 		}
 	})
 
-	t.Run("a broken release halts the first wave and its VMs roll back", func(t *testing.T) {
+	t.Run("a broken release fails the first wave: meshroll upgrade rolls its pods and VMs back", func(t *testing.T) {
 		f.mirror.Add(vmagenttest.PathFor(toVersion), f.bad)
-		out, code := f.meshroll("vm", "upgrade", "--to", toVersion, "--waves", "2,100%", "--parallelism", "5", "--poll", "200ms", "--timeout", "1m")
-		t.Logf("meshroll vm upgrade (broken build), exit %d:\n%s", code, out)
-		if code != 3 || !strings.Contains(out, "RolledBack") || !strings.Contains(out, "not healthy") || !strings.Contains(out, "back on its previous version") {
-			t.Fatalf("exit %d; want 3 with the agents' rollback reason and meshroll's rollback", code)
+		out, code := f.meshroll(f.upgradeArgs("vm-broken", "2,100%", "--parallelism", "5", "--rollout-timeout", "1m")...)
+		t.Logf("meshroll upgrade (broken build), exit %d:\n%s", code, out)
+		mu := f.meshUpgrade("vm-broken")
+		if code != 3 || mu.Status.Phase != v1alpha1.PhaseRolledBack {
+			t.Fatalf("exit %d, phase %s; want 3 and RolledBack", code, mu.Status.Phase)
+		}
+		vms := byKind(mu, upgrade.VMKind)
+		if vms["1:RolledBack"] != 2 || vms["2:"] != fleetSize-2 {
+			t.Errorf("VMs in the record by wave:outcome = %v; want wave 1's 2 rolled back and the other %d never started", vms, fleetSize-2)
+		}
+		why := ""
+		for _, w := range mu.Status.Workloads {
+			if w.Kind == upgrade.VMKind && w.Outcome == v1alpha1.OutcomeRolledBack {
+				why = w.Message
+			}
+		}
+		if !strings.Contains(why, "not healthy") {
+			t.Errorf("a rolled-back VM's message %q does not give its agent's reason", why)
 		}
 		f.waitAll(from, time.Minute)
 		touched := 0
@@ -102,24 +118,51 @@ func TestVMFleetUpgrade(t *testing.T) {
 		}
 	})
 
-	t.Run("gated waves under load: every VM ends on the new version", func(t *testing.T) {
+	const upName = "vm-mesh"
+	t.Run("meshroll upgrade moves pods and VMs in gated waves, resumed after kill -9, under load", func(t *testing.T) {
 		f.mirror.Add(vmagenttest.PathFor(toVersion), f.good)
+		bin := buildMeshroll(t)
 		probed := []int{0, 1, 30}
 		var gaps []*gapTracker
 		for _, i := range probed {
 			gaps = append(gaps, trackGaps("http://"+f.vms[i].Addr+"/"))
 		}
 		probe := gate.StartProbe(t.Context(), v1alpha1.ProbeGate{URL: "http://" + f.vms[30].Addr + "/", QPS: 50, Connections: 2, Duration: metav1.Duration{Duration: 5 * time.Minute}})
+		// The probe gate (Fortio, any non-2xx fails the wave) runs after
+		// every wave, for the pods and the VMs of the wave alike.
+		args := f.upgradeArgs(upName, "1,10,100%", "--parallelism", "20", "--rollout-timeout", "2m", "--probe", "http://"+f.vms[5].Addr+"/")
 		u0, t0 := readUsage(f.agentPids()), time.Now()
-		out, code := f.meshroll("vm", "upgrade", "--to", toVersion, "--waves", "1,10,100%", "--parallelism", "20", "--poll", "200ms", "--timeout", "2m")
+		killed := f.killMidWave(bin, args, upName)
+		out, code := f.meshroll(args...)
 		elapsed := time.Since(t0)
 		u1 := readUsage(f.agentPids())
 		res, perr := probe.Stop()
-		t.Logf("meshroll vm upgrade, exit %d in %s:\n%s", code, elapsed.Round(time.Millisecond), out)
+		t.Logf("meshroll upgrade resumed after kill -9 (%s), exit %d, %s in all:\n%s", killed, code, elapsed.Round(time.Millisecond), out)
 		t.Logf("agents while upgrading: RSS %.1f MiB per agent (sum at end), CPU %.2f%% of a core per agent over the run",
 			float64(u1.rssKiB)/1024/fleetSize, cpuPercent(u0, u1, elapsed)/fleetSize)
-		if code != 0 || !strings.Contains(out, "vm wave 3: 39 VM(s) healthy on "+to.String()) {
-			t.Fatalf("exit %d; want three waves (1, 10, the remaining 39) all healthy", code)
+		mu := f.meshUpgrade(upName)
+		if code != 0 || mu.Status.Phase != v1alpha1.PhaseSucceeded {
+			t.Fatalf("exit %d, phase %s; want 0 and Succeeded", code, mu.Status.Phase)
+		}
+		if vms := byKind(mu, upgrade.VMKind); vms["1:Succeeded"] != 1 || vms["2:Succeeded"] != 10 || vms["3:Succeeded"] != fleetSize-11 {
+			t.Errorf("VMs by wave:outcome = %v; want 1, 10 and %d succeeded in waves 1-3", vms, fleetSize-11)
+		}
+		if pods := byKind(mu, "!"+upgrade.VMKind); pods["1:Succeeded"] != 1 || pods["2:Succeeded"] != 3 {
+			t.Errorf("pod workloads by wave:outcome = %v; want 1 in wave 1 and 3 in wave 2, with the VMs", pods)
+		}
+		passed := map[string]bool{}
+		for _, g := range mu.Status.Gates {
+			if g.Passed {
+				passed[fmt.Sprintf("%d/%s", g.Wave, g.Name)] = true
+			}
+		}
+		for w := 1; w <= 3; w++ {
+			if !passed[fmt.Sprintf("%d/readiness", w)] || !passed[fmt.Sprintf("%d/probe", w)] {
+				t.Errorf("wave %d: readiness and probe gates not both passed (%v)", w, passed)
+			}
+		}
+		if imgs := f.proxyImages(); imgs["docker.io/istio/proxyv2:"+toVersion] != 4 || len(imgs) != 1 {
+			t.Errorf("seeded pods by proxy image: %v; want all 4 on %s", imgs, toVersion)
 		}
 		f.waitAll(to, 30*time.Second)
 		for _, vm := range f.vms {
@@ -140,6 +183,9 @@ func TestVMFleetUpgrade(t *testing.T) {
 		t.Logf("fortio on VM 30: %d requests, codes %v, %.2f%% errors, p99 %s", res.Requests, res.Codes, res.ErrorPercent, res.P99)
 		if res.Codes[200] == 0 {
 			t.Fatalf("fortio saw no 200: %v", res.Codes)
+		}
+		if rep, code := f.meshroll("report", upName); code != 0 || !strings.Contains(rep, "VMs:") || !strings.Contains(rep, fmt.Sprintf("%d of %d moved", fleetSize, fleetSize)) {
+			t.Errorf("meshroll report: exit %d, does not count the %d VMs:\n%s", code, fleetSize, rep)
 		}
 	})
 
@@ -170,13 +216,22 @@ func TestVMFleetUpgrade(t *testing.T) {
 		f.startAgent(49)
 	})
 
-	t.Run("meshroll vm rollback reassigns the previous revision and waits", func(t *testing.T) {
+	t.Run("meshroll rollback reassigns the previous revision to the VMs and waits for their agents", func(t *testing.T) {
 		t0 := time.Now()
-		out, code := f.meshroll("vm", "rollback", "vm-"+toRev, "--parallelism", "50", "--poll", "200ms")
+		out, code := f.meshroll("rollback", upName)
 		if code != 0 {
-			t.Fatalf("vm rollback: exit %d:\n%s", code, out)
+			t.Fatalf("rollback: exit %d:\n%s", code, out)
 		}
-		t.Logf("rollback of %d VMs (versions kept on disk) in %s", fleetSize, time.Since(t0).Round(time.Millisecond))
-		f.waitAll(from, 10*time.Second)
+		t.Logf("meshroll rollback of %d VMs (versions kept on disk) and 4 workloads in %s:\n%s", fleetSize, time.Since(t0).Round(time.Millisecond), out)
+		// The rollback returned once every agent reported: no wait here.
+		f.waitAll(from, time.Second)
+		for _, vm := range f.readVMs() {
+			if vm.Desired != from {
+				t.Fatalf("VM %s assigned %s after the rollback, want %s", vm.Ref(), vm.Desired, from)
+			}
+		}
+		if imgs := f.proxyImages(); imgs["docker.io/istio/proxyv2:"+fromVersion] != 4 {
+			t.Errorf("seeded pods by proxy image after the rollback: %v; want all 4 on %s", imgs, fromVersion)
+		}
 	})
 }
