@@ -47,6 +47,7 @@ func BenchmarkControllerVsCLI(b *testing.B) {
 			b.Fatalf("meshroll upgrade: %v\n%s", err, out)
 		}
 		cliTook := time.Since(start)
+		b.Logf("CLI-driven migration of %d workloads: %s", workloads, cliTook.Round(time.Millisecond))
 
 		procs := []*proc{e.startController(b, "a", 15*time.Second, ""), e.startController(b, "b", 15*time.Second, "")}
 		mu := &v1alpha1.MeshUpgrade{
@@ -77,9 +78,21 @@ func BenchmarkControllerVsCLI(b *testing.B) {
 		if got == nil || got.Status.Phase != v1alpha1.PhaseSucceeded {
 			b.Fatalf("controller-driven upgrade not Succeeded: %+v", got.Status.Counts)
 		}
+		b.Logf("1,000 workloads: CLI %s, controller %s (ratio %.2f, target ≤ 1.2)", cliTook.Round(time.Millisecond),
+			ctlTook.Round(time.Millisecond), ctlTook.Seconds()/cliTook.Seconds())
+		// A replica that lost its Lease under load exits (controller-runtime
+		// does); the standby finished the run. Its histogram is gone with it.
 		var lat []float64
 		for _, p := range procs {
-			lat = append(lat, reconcileLatency(b, p.metrics)...)
+			if err := p.crashed(); err != nil {
+				b.Logf("controller %s exited during the run (its reconciles are not counted): %.600s", p.name, err)
+				continue
+			}
+			l, err := reconcileLatency(p.metrics)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, l...)
 			p.kill()
 		}
 		b.ReportMetric(cliTook.Seconds(), "cli-s")
@@ -88,29 +101,27 @@ func BenchmarkControllerVsCLI(b *testing.B) {
 		p50, p99 := quantile(lat, 0.5), quantile(lat, 0.99)
 		b.ReportMetric(p50, "reconcile-p50-s")
 		b.ReportMetric(p99, "reconcile-p99-s")
-		b.Logf("1,000 workloads: CLI %s, controller %s (ratio %.2f, target ≤ 1.2); reconcile latency p50 %.3fs p99 %.3fs over %d reconciles",
-			cliTook.Round(time.Millisecond), ctlTook.Round(time.Millisecond), ctlTook.Seconds()/cliTook.Seconds(), p50, p99, len(lat))
+		b.Logf("reconcile latency p50 %.3fs p99 %.3fs over %d reconciles", p50, p99, len(lat))
 	}
 }
 
 // reconcileLatency reads the meshroll_reconcile_duration_seconds histogram
 // from a controller's /metrics and returns one value per reconcile, each
 // at the upper bound of its bucket.
-func reconcileLatency(tb testing.TB, addr string) []float64 {
-	tb.Helper()
+func reconcileLatency(addr string) ([]float64, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
-		tb.Fatalf("failed to read metrics of %s: %v", addr, err)
+		return nil, fmt.Errorf("failed to read metrics of %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	var parser expfmt.TextParser
 	fams, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		tb.Fatalf("failed to parse metrics of %s: %v", addr, err)
+		return nil, fmt.Errorf("failed to parse metrics of %s: %w", addr, err)
 	}
 	fam := fams["meshroll_reconcile_duration_seconds"]
 	if fam == nil {
-		return nil
+		return nil, nil
 	}
 	var out []float64
 	for _, m := range fam.GetMetric() {
@@ -122,7 +133,7 @@ func reconcileLatency(tb testing.TB, addr string) []float64 {
 			prev = bk.GetCumulativeCount()
 		}
 	}
-	return out
+	return out, nil
 }
 
 func quantile(v []float64, q float64) float64 {

@@ -19,22 +19,33 @@ import (
 	"github.com/meshroll/meshroll/internal/upgrade"
 )
 
-// TestApplyUpgradesWithLeaderKills: a MeshUpgrade created with a plain
-// client (what `kubectl apply` or Argo CD does), naming only from, to and
-// the release to install, upgrades a seeded mesh 1-23-2 → 1-24-2 with no
-// CLI: two controller processes elect a leader, the leader installs 1-24-2,
-// plans and migrates wave by wave. The process moving workloads is
-// SIGKILLed mid-wave at 5 random points (a new standby started each time);
-// the standby takes over within the lease duration and the run converges:
-// every Deployment restarted exactly once (two ReplicaSets), every pod on
-// 1.24.2. A real Prometheus scrapes both controllers and the revision mix
-// is read back as a series.
+// TestApplyUpgradesWithLeaderKills: the meshroll chart is installed with
+// the Helm SDK and two controller processes run with its ServiceAccount's
+// identity (impersonated: a permission the chart lacks fails the run). A
+// MeshUpgrade created with a plain client (what `kubectl apply` or Argo CD
+// does), naming from, to and the release to install, upgrades a seeded mesh
+// 1-23-2 → 1-24-2 with no CLI: the leader installs 1-24-2 (rendered from a
+// Helm chart repository on 127.0.0.1, not the Go module), flips the
+// blue/green gateway, migrates wave by wave with a Prometheus gate and a
+// bake after each, moves the revision tag and prunes 1-23-2. The process
+// moving workloads is SIGKILLed mid-wave at 5 random points (a new standby
+// started each time); the standby takes over within the lease duration and
+// the run converges: every Deployment restarted exactly once (two
+// ReplicaSets), every pod on 1.24.2. Meanwhile the controllers serve the
+// revision-assignment webhook: an owner's redeploy of a moved workload
+// naming 1-23-2 is stamped 1-24-2. A real Prometheus scrapes both
+// controllers and the revision mix is read back as a series.
 func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 	e := newEnv(t)
 	const workloads, kills = 48, 5
 	leaseDuration := 8 * time.Second
 	p := e.seed(t, demo.MigrationOptions{Prefix: "ctl", Namespaces: 4, Workloads: workloads})
 	nss := p.NamespaceNames()
+	e.seedEdge(t)
+	installChart(t)
+	// The controllers render Istio from a Helm chart repository, as in a
+	// cluster with no Go toolchain.
+	charts := serveIstioRepo(t, toVersion)
 
 	seed := time.Now().UnixNano()
 	if s := os.Getenv("MESHROLL_KILL_SEED"); s != "" {
@@ -43,7 +54,14 @@ func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	t.Logf("kill seed %d (MESHROLL_KILL_SEED replays it)", seed)
 
-	procs := []*proc{e.startController(t, "a", leaseDuration, ""), e.startController(t, "b", leaseDuration, "")}
+	// Both serve the webhook; the registered URL is a's port, which a's
+	// replacements take over (the API server has one URL, and the webhook
+	// fails open while it is down).
+	hookA, hookB := freeAddr(t), freeAddr(t)
+	flags := func(listen string) []string {
+		return []string{"--as", chartSA, "--webhook-bind-address", listen, "--webhook-url", "https://" + hookA + "/mutate", "--repo", charts.URL}
+	}
+	procs := []*proc{e.startController(t, "a", leaseDuration, "", flags(hookA)...), e.startController(t, "b", leaseDuration, "", flags(hookB)...)}
 	var targets []string
 	for _, p := range procs {
 		targets = append(targets, p.metrics)
@@ -56,7 +74,11 @@ func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 		Spec: v1alpha1.MeshUpgradeSpec{From: fromRev, To: toRev, Version: toVersion,
 			Selection: v1alpha1.Selection{Namespaces: nss},
 			Strategy: v1alpha1.Strategy{Waves: []v1alpha1.WaveSize{{Count: 8}}, Parallelism: 2,
-				RolloutTimeout: metav1.Duration{Duration: 2 * time.Minute}},
+				RolloutTimeout: metav1.Duration{Duration: 2 * time.Minute}, Bake: metav1.Duration{Duration: time.Second}},
+			FlipGateways: true, MoveTags: true, Prune: true,
+			PrometheusURL: prom.URL(),
+			Gates: []v1alpha1.Gate{{Name: "scraped", Prometheus: &v1alpha1.PrometheusGate{
+				Query: `count(up{job!=""} == 1)`, Op: ">=", Threshold: "1"}}},
 		},
 	}
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mu)
@@ -77,6 +99,7 @@ func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 	next := 0
 	deadline := time.Now().Add(15 * time.Minute)
 	var last *v1alpha1.MeshUpgrade
+	var hook chan error
 	for time.Now().Before(deadline) {
 		for _, p := range procs {
 			if err := p.crashed(); err != nil {
@@ -90,6 +113,11 @@ func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 		last = got
 		if got.Status.Phase.Final() {
 			break
+		}
+		if w, ok := movedByPod(got); hook == nil && ok && got.Status.Phase == v1alpha1.PhaseMigrating {
+			// Checked concurrently so the kill points keep their pace.
+			hook = make(chan error, 1)
+			go func() { hook <- e.redeployAssigned(t, w) }()
 		}
 		if next < kills && got.Status.Phase == v1alpha1.PhaseMigrating {
 			wave := points[next]*8 + 1 + rng.IntN(6)
@@ -107,7 +135,7 @@ func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 					procs[victim].kill()
 					t.Logf("kill %d: SIGKILL controller %s (pid %d) at %d/%d moved, wave %d", next+1, procs[victim].name, pid,
 						got.Status.Counts.Succeeded, workloads, got.Status.CurrentWave)
-					procs[victim] = e.startController(t, procs[victim].name+"'", leaseDuration, procs[victim].metrics)
+					procs[victim] = e.startController(t, procs[victim].name+"'", leaseDuration, procs[victim].metrics, procs[victim].extra...)
 					for time.Since(killed) < 3*leaseDuration {
 						if l := e.leader(t.Context()); l != "" && l != oldLeader {
 							takeovers = append(takeovers, time.Since(killed))
@@ -135,6 +163,15 @@ func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 	}
 	t.Logf("upgrade of %d workloads by the controller took %s with %d leader kill(s); takeovers %v", workloads,
 		time.Since(created).Round(time.Millisecond), next, takeovers)
+	if hook == nil {
+		t.Error("the assignment webhook was never checked: no Deployment moved by pod label while the run migrated")
+	} else if err := <-hook; err != nil {
+		t.Error(err)
+	}
+	e.checkEdge(t)
+	if n := charts.requests.Load(); n < 4 {
+		t.Errorf("the chart repository served %d requests, want at least 4 (index.yaml, base, istiod, gateway): did the controller render from it?", n)
+	}
 	if next < kills {
 		t.Errorf("only %d of %d kills happened mid-wave (the run was faster than the kill points)", next, kills)
 	}

@@ -127,6 +127,7 @@ type proc struct {
 	cmd         *exec.Cmd
 	metrics     string
 	done        chan struct{}
+	extra       []string
 	mu          sync.Mutex
 	tail        []string
 	killed      bool
@@ -137,14 +138,15 @@ type proc struct {
 // startController runs `meshroll controller` with the sandbox's admin
 // kubeconfig until the test ends (or it is killed). metrics is the address
 // it serves /metrics on ("" picks a free one): a replacement takes its
-// predecessor's, so Prometheus keeps scraping it.
+// predecessor's, so Prometheus keeps scraping it. extra are more flags
+// (e.g. --as to run as a ServiceAccount); a replacement gets the same.
 func (e *env) startController(t testing.TB, name string, leaseDuration time.Duration, metrics string, extra ...string) *proc {
 	t.Helper()
 	if metrics == "" {
 		metrics = freeAddr(t)
 	}
 	probe := freeAddr(t)
-	p := &proc{name: name, metrics: metrics, done: make(chan struct{})}
+	p := &proc{name: name, metrics: metrics, extra: extra, done: make(chan struct{})}
 	p.cmd = exec.Command(e.bin, "controller", "--kubeconfig", sandboxtest.Kubeconfig(t),
 		"--leader-election-namespace", leaseNS, "--metrics-bind-address", metrics, "--health-probe-bind-address", probe,
 		"--lease-duration", leaseDuration.String(), "--renew-deadline", (leaseDuration * 3 / 4).String(), "--retry-period", "1s")
