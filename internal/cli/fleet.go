@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -24,6 +26,9 @@ type fleetFlags struct {
 	namespace   string
 	timeout     time.Duration
 	concurrency int
+	// cpuprofile writes a pprof CPU profile of the read (the benchmark's
+	// look at where a fleet-wide read spends its time).
+	cpuprofile string
 }
 
 func (f *fleetFlags) bind(cmd *cobra.Command) {
@@ -32,6 +37,8 @@ func (f *fleetFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.namespace, "members-namespace", fleet.DefaultNamespace, "hub namespace of the member Secrets (label "+fleet.LabelCluster+"=<name>, key kubeconfig or value)")
 	fl.DurationVar(&f.timeout, "cluster-timeout", 30*time.Second, "time budget of each member cluster; a member that does not answer in time is shown with its error")
 	fl.IntVar(&f.concurrency, "concurrency", 16, "member clusters read at once")
+	fl.StringVar(&f.cpuprofile, "cpuprofile", "", "write a pprof CPU profile of the member reads to this file")
+	_ = fl.MarkHidden("cpuprofile")
 }
 
 func (f *fleetFlags) validate() error {
@@ -90,6 +97,17 @@ func (f *fleetFlags) collect(cmd *cobra.Command, kube *genericclioptions.ConfigF
 	members, err := f.members(cmd.Context(), kube)
 	if err != nil {
 		return nil, err
+	}
+	if f.cpuprofile != "" {
+		pf, err := os.Create(f.cpuprofile)
+		if err != nil {
+			return nil, fmt.Errorf("failed to create CPU profile %q: %w", f.cpuprofile, err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return nil, fmt.Errorf("failed to start CPU profile %q: %w", f.cpuprofile, err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return fleet.Collect(cmd.Context(), members, fleet.ReadCluster,
 		fleet.ReadOptions{Timeout: f.timeout, Concurrency: f.concurrency, Now: time.Now()}), nil

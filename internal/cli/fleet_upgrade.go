@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
+	"github.com/meshroll/meshroll/internal/controller"
 	"github.com/meshroll/meshroll/internal/controlplane"
 	"github.com/meshroll/meshroll/internal/fleet"
 	"github.com/meshroll/meshroll/internal/istio"
@@ -227,7 +228,7 @@ func runFleetEngine(cmd *cobra.Command, c controlplane.Clients, f *fleetFlags, m
 		Driver: memberDriver{log: cmd.ErrOrStderr()},
 		Lease: &upgrade.Lease{Kube: c.Kube, Namespace: f.namespace, Holder: upgrade.LocalHolder(),
 			Duration: 15 * time.Second, Alive: upgrade.LocalAlive}}
-	fu, err := e.Run(cmd.Context(), name)
+	fu, err := runOrFollow(cmd, c, e, name, poll)
 	if fu != nil {
 		printFleetClusters(w, fu)
 	}
@@ -239,6 +240,32 @@ func runFleetEngine(cmd *cobra.Command, c controlplane.Clients, f *fleetFlags, m
 	}
 	fmt.Fprintf(w, "FleetUpgrade %s done: %s\n", fu.Name, fu.Status.Message)
 	return nil
+}
+
+// runOrFollow runs the engine here, or follows the FleetUpgrade while
+// another engine runs it: the hub's `meshroll controller` (whose leader
+// Lease says it runs), or whoever holds the FleetUpgrade's own Lease. A
+// controller that records nothing within 30 s does not reconcile
+// FleetUpgrades, and the run happens here after all.
+func runOrFollow(cmd *cobra.Command, c controlplane.Clients, e *fleet.Engine, name string, poll time.Duration) (*v1alpha1.FleetUpgrade, error) {
+	ctx, w := cmd.Context(), cmd.OutOrStdout()
+	if holder, ok, err := controller.Running(ctx, c.Kube, time.Now()); err != nil {
+		return nil, err
+	} else if ok {
+		fmt.Fprintf(w, "the meshroll controller (%s) runs FleetUpgrade %s in the hub; following it (Ctrl-C stops following, not the run)\n", holder, name)
+		fu, err := followFleetUpgrade(ctx, w, e.Store, name, poll, 30*time.Second)
+		if !errors.Is(err, errNotPickedUp) {
+			return fu, err
+		}
+		fmt.Fprintf(w, "the controller recorded nothing for FleetUpgrade %s in 30s (it may run with --no-fleet): running it here\n", name)
+	}
+	fu, err := e.Run(ctx, name)
+	var held *upgrade.HeldError
+	if errors.As(err, &held) {
+		fmt.Fprintf(w, "FleetUpgrade %s is being run by %s; following it\n", name, held.Holder)
+		return followFleetUpgrade(ctx, w, e.Store, name, poll, 0)
+	}
+	return fu, err
 }
 
 func printFleetPlan(w io.Writer, fu *v1alpha1.FleetUpgrade, plan []v1alpha1.FleetClusterStatus) {

@@ -224,7 +224,7 @@ func (r *Reconciler) event(fu *v1alpha1.FleetUpgrade, ev v1alpha1.FleetEvent) {
 	if ev.Cluster != "" {
 		where += "/" + ev.Cluster
 	}
-	reason := "Fleet" + upperFirst(ev.Type)
+	reason := upperFirst(ev.Type) // Fleet, Stage, Cluster, Gate, Approval, Pause, Halt, Rollback
 	r.Recorder.Eventf(fu, nil, typ, reason, "Step", "%s %s", where, ev.Message)
 }
 

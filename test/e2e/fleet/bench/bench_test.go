@@ -209,27 +209,77 @@ func injectedPod(ns, name string) *corev1.Pod {
 	}
 }
 
-// run times one meshroll process and returns its wall time and peak RSS.
-func run(b *testing.B, bin string, args ...string) (time.Duration, int64) {
+// usage is what one meshroll run cost: wall time, the client's peak RSS and
+// CPU, and the CPU the API servers and etcds behind it spent meanwhile.
+type usage struct {
+	wall      time.Duration
+	rssKiB    int64
+	clientCPU time.Duration
+	serverCPU time.Duration
+}
+
+// run times one meshroll process against the sandboxes in serving.
+func run(b *testing.B, bin string, serving []string, args ...string) usage {
 	b.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
+	before := serverCPU(serving)
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		b.Fatalf("meshroll %s: %v", strings.Join(args, " "), err)
 	}
-	d := time.Since(start)
-	var rss int64
+	u := usage{wall: time.Since(start), serverCPU: serverCPU(serving) - before}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss // KiB on Linux
+		u.rssKiB = ru.Maxrss // KiB on Linux
+		u.clientCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	return d, rss
+	return u
+}
+
+// serverCPU sums the CPU time (user + system) of every process whose
+// command line names one of dirs: the sandboxes' etcd and kube-apiserver.
+func serverCPU(dirs []string) time.Duration {
+	ents, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cl, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		mine := false
+		for _, d := range dirs {
+			mine = mine || strings.Contains(string(cl), d+"/") || strings.Contains(string(cl), d+"\x00")
+		}
+		if !mine {
+			continue
+		}
+		st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis; utime and stime
+		// are the 14th and 15th of the whole line.
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100
 }
 
 // BenchmarkFleetStatus compares `meshroll fleet status` over every cluster
 // with the slowest `meshroll status` of one of them (each a real process).
 // Target: ≤ 1.5× the slowest single cluster. Memory per cluster is the
-// fleet run's peak RSS above a single run's, per extra cluster.
+// fleet run's peak RSS above a single run's, per extra cluster. CPU is
+// split between the client and the API servers + etcds (from /proc), which
+// says whether the fleet run is bound by the machine's cores: on two cores,
+// ten clusters' server work alone bounds the fleet run from below. With
+// MESHROLL_BENCH_PROFILE=<file> the last fleet run writes its CPU profile.
 func BenchmarkFleetStatus(b *testing.B) {
 	_, pods := sizes()
 	seedAll(b, pods)
@@ -243,28 +293,55 @@ func BenchmarkFleetStatus(b *testing.B) {
 	if err := os.WriteFile(file, []byte(sb.String()), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	var fleetNs, slowestNs, sumNs int64
-	var fleetRSS, singleRSS int64
+	fleetArgs := []string{"fleet", "status", "-o", "json", "--fleet", file, "--kubeconfig", sandbox.KubeconfigPath(dirs[0])}
+	var fleet, slowest, sum, single usage
+	var singleCPU, singleServer time.Duration
+	load := loadavg()
 	b.ResetTimer()
 	for b.Loop() {
-		var slowest time.Duration
+		var slow time.Duration
 		for _, d := range dirs {
-			t, rss := run(b, bin, "status", "-o", "json", "--kubeconfig", sandbox.KubeconfigPath(d))
-			slowest = max(slowest, t)
-			sumNs += t.Nanoseconds()
-			singleRSS = max(singleRSS, rss)
+			u := run(b, bin, []string{d}, "status", "-o", "json", "--kubeconfig", sandbox.KubeconfigPath(d))
+			slow = max(slow, u.wall)
+			sum.wall += u.wall
+			single.rssKiB = max(single.rssKiB, u.rssKiB)
+			singleCPU += u.clientCPU
+			singleServer += u.serverCPU
 		}
-		t, rss := run(b, bin, "fleet", "status", "-o", "json", "--fleet", file, "--kubeconfig", sandbox.KubeconfigPath(dirs[0]))
-		fleetNs += t.Nanoseconds()
-		slowestNs += slowest.Nanoseconds()
-		fleetRSS = max(fleetRSS, rss)
+		u := run(b, bin, dirs, fleetArgs...)
+		fleet.wall += u.wall
+		fleet.clientCPU += u.clientCPU
+		fleet.serverCPU += u.serverCPU
+		fleet.rssKiB = max(fleet.rssKiB, u.rssKiB)
+		slowest.wall += slow
 	}
-	n := int64(len(dirs))
-	b.ReportMetric(float64(fleetNs)/float64(slowestNs), "x-slowest-single")
-	b.ReportMetric(float64(fleetNs)/float64(b.N)/1e6, "fleet-ms")
-	b.ReportMetric(float64(slowestNs)/float64(b.N)/1e6, "slowest-single-ms")
-	b.ReportMetric(float64(sumNs)/float64(b.N)/1e6, "sum-of-singles-ms")
-	b.ReportMetric(float64(fleetRSS)/1024, "fleet-maxrss-MB")
-	b.ReportMetric(float64(singleRSS)/1024, "single-maxrss-MB")
-	b.ReportMetric(float64(fleetRSS-singleRSS)/1024/float64(n-1), "MB-per-extra-cluster")
+	b.StopTimer()
+	if prof := os.Getenv("MESHROLL_BENCH_PROFILE"); prof != "" {
+		run(b, bin, dirs, append(fleetArgs, "--cpuprofile", prof)...)
+	}
+	n, iters := int64(len(dirs)), float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d) / iters / 1e6 }
+	b.ReportMetric(float64(fleet.wall)/float64(slowest.wall), "x-slowest-single")
+	b.ReportMetric(ms(fleet.wall), "fleet-ms")
+	b.ReportMetric(ms(slowest.wall), "slowest-single-ms")
+	b.ReportMetric(ms(sum.wall), "sum-of-singles-ms")
+	b.ReportMetric(ms(fleet.clientCPU), "fleet-client-cpu-ms")
+	b.ReportMetric(ms(fleet.serverCPU), "fleet-server-cpu-ms")
+	b.ReportMetric(ms(singleCPU)/float64(n), "single-client-cpu-ms")
+	b.ReportMetric(ms(singleServer)/float64(n), "single-server-cpu-ms")
+	b.ReportMetric(float64(fleet.rssKiB)/1024, "fleet-maxrss-MB")
+	b.ReportMetric(float64(single.rssKiB)/1024, "single-maxrss-MB")
+	b.ReportMetric(float64(fleet.rssKiB-single.rssKiB)/1024/float64(n-1), "MB-per-extra-cluster")
+	b.ReportMetric(load, "loadavg-1m-at-start")
+}
+
+// loadavg is the machine's one-minute load when the measurement starts:
+// timings on a shared two-core machine mean little without it.
+func loadavg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	return v
 }
