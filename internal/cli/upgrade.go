@@ -96,6 +96,13 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	if err != nil {
 		return err
 	}
+	// More than one safe hop away: the planner's hops, one after another.
+	if ch, err := planChain(ctx, upgrade.Store{Dynamic: c.Dynamic}, f, snap); err != nil || ch != nil {
+		if err != nil {
+			return err
+		}
+		return runChain(cmd, kube, f, upgrade.Store{Dynamic: c.Dynamic}, ch)
+	}
 	opts, err := f.render.options()
 	if err != nil {
 		return err
@@ -131,7 +138,6 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	// list run by the engine (a skipped one is recorded Skipped); a
 	// rollback or a halt flips the gateways back itself, and a rollback
 	// removes the revision the install step installed.
-	stopProbe := u.watchProbe(ctx)
 	var mu *v1alpha1.MeshUpgrade
 	if viaCtl {
 		if mu, err = u.viaController(ctx, holder); mu == nil && err == nil {
@@ -141,7 +147,7 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 		mu, err = u.migrate(ctx)
 	}
 	if mu != nil && f.report != "" {
-		if rerr := writeReport(f.report, mu, stopProbe()); rerr != nil {
+		if rerr := writeReport(f.report, mu); rerr != nil {
 			err = errors.Join(err, rerr)
 		} else {
 			fmt.Fprintf(u.w, "report: %s\n", f.report)
@@ -265,7 +271,11 @@ func (u *upgradeRun) spec(ctx context.Context, gates []v1alpha1.Gate) (*v1alpha1
 	if name == "" {
 		name = u.from + "-to-" + u.to
 	}
-	return &v1alpha1.MeshUpgrade{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, nil
+	mu := &v1alpha1.MeshUpgrade{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}
+	if u.f.hop != nil {
+		mu.Labels, mu.Annotations = u.f.hop.meta()
+	}
+	return mu, nil
 }
 
 // gatewayWorkloads are meshroll's blue/green gateway colours: the gateways
@@ -386,7 +396,7 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade) error 
 	}
 	out, err := u.engine(store, runner).Run(ctx, mu.Name)
 	if out != nil && u.f.report != "" {
-		err = errors.Join(err, writeReport(u.f.report, out, nil))
+		err = errors.Join(err, writeReport(u.f.report, out))
 	}
 	if err != nil && !errors.Is(err, upgrade.ErrRolledBack) {
 		return err
@@ -395,13 +405,12 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade) error 
 	return nil
 }
 
-// writeReport writes the HTML report, with the probe's series when one ran.
-func writeReport(path string, mu *v1alpha1.MeshUpgrade, traffic *report.Traffic) error {
+func writeReport(path string, mu *v1alpha1.MeshUpgrade) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("failed to write report %s: %w", path, err)
 	}
-	if err := report.HTMLWithTraffic(f, mu, traffic, time.Now()); err != nil {
+	if err := report.HTML(f, mu, time.Now()); err != nil {
 		_ = f.Close()
 		return err
 	}

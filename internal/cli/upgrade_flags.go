@@ -37,6 +37,9 @@ type upgradeFlags struct {
 	wait    bool
 	report  string
 	webhook bool
+	// hop is set on the flags of one hop of a multi-hop upgrade
+	// (upgrade_hops.go).
+	hop *hopInfo
 }
 
 func (f *upgradeFlags) bind(cmd *cobra.Command) {
