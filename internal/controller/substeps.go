@@ -78,8 +78,10 @@ func (r *Reconciler) forbidden(st *state, err error) bool {
 // write, until the revision exists.
 func (r *Reconciler) install(ctx context.Context, st *state) error {
 	mu := st.mu
-	if len(mu.Status.Workloads) > 0 || len(mu.Status.Records) > 0 {
-		return nil // planned: the revision was there when it was
+	if mu.Status.Planned() || mu.Spec.RollbackRequested {
+		// Planned: the revision was there when it was. Rollback requested
+		// before the plan: the engine's rollback undoes the install step.
+		return nil
 	}
 	snap, err := inventory.Read(ctx, r.Inventory, time.Now())
 	if err != nil {
@@ -102,8 +104,18 @@ func (r *Reconciler) install(ctx context.Context, st *state) error {
 	}
 	r.event(mu, corev1.EventTypeNormal, "Install", fmt.Sprintf("installing revision %s from Istio %s", mu.Spec.To, mu.Spec.Version))
 	start := time.Now()
-	res, err := controlplane.Install(ctx, r.Clients, controlplane.InstallOptions{Render: istio.RenderOptions{
-		Version: mu.Spec.Version, Revision: mu.Spec.To, Source: r.Source, Cache: r.Cache}})
+	// The engine's install step, the one `meshroll upgrade` runs: whether
+	// this run owns spec.to is recorded before the first install write, so
+	// a rollback removes what it installed and nothing else.
+	in := upgrade.Installer{Store: r.Store, Kube: r.Clients.Kube, Install: func(ctx context.Context) (string, error) {
+		res, err := controlplane.Install(ctx, r.Clients, controlplane.InstallOptions{Render: istio.RenderOptions{
+			Version: mu.Spec.Version, Revision: mu.Spec.To, Source: r.Source, Cache: r.Cache}})
+		if err != nil {
+			return "", err
+		}
+		return controlplane.Summarize(res.Changes), nil
+	}}
+	fresh, err := in.Run(ctx, mu.Name, mu.Spec.Version)
 	if err != nil {
 		if r.forbidden(st, err) {
 			return nil
@@ -111,8 +123,12 @@ func (r *Reconciler) install(ctx context.Context, st *state) error {
 		r.stallOn(st, ReasonInstallFailed, fmt.Sprintf("failed to install revision %s from Istio %s: %v", mu.Spec.To, mu.Spec.Version, err))
 		return nil
 	}
-	r.event(mu, corev1.EventTypeNormal, "Installed", fmt.Sprintf("revision %s (Istio %s) installed: %s in %s", res.Revision, mu.Spec.Version,
-		controlplane.Summarize(res.Changes), time.Since(start).Round(time.Millisecond)))
+	st.mu = fresh
+	msg := ""
+	if s := fresh.Status.Step(v1alpha1.StepInstall); s != nil {
+		msg = s.Message
+	}
+	r.event(mu, corev1.EventTypeNormal, "Installed", fmt.Sprintf("%s (%s)", msg, time.Since(start).Round(time.Millisecond)))
 	// The target's injector and proxy image are part of the plan: read
 	// the cluster again.
 	st.snap, err = inventory.Read(ctx, r.Inventory, time.Now())
@@ -125,8 +141,8 @@ func (r *Reconciler) install(ctx context.Context, st *state) error {
 // stall, with no write.
 func (r *Reconciler) plan(ctx context.Context, st *state) error {
 	mu := st.mu
-	if len(mu.Status.Workloads) > 0 || len(mu.Status.Records) > 0 {
-		return nil
+	if mu.Status.Planned() || mu.Spec.RollbackRequested {
+		return nil // a rollback needs no plan (the engine undoes the install)
 	}
 	fresh, err := r.Store.Get(ctx, mu.Name)
 	if err != nil {
