@@ -60,11 +60,11 @@ func (in Installer) Run(ctx context.Context, name, version string) (*v1alpha1.Me
 			name, mu.Status.Phase, mu.Spec.RollbackRequested)
 	}
 	to := mu.Spec.To
+	exists, ready, err := revisionState(ctx, in.Kube, to)
+	if err != nil {
+		return mu, err
+	}
 	if mu.Status.Install == nil {
-		exists, ready, err := revisionState(ctx, in.Kube, to)
-		if err != nil {
-			return mu, err
-		}
 		mu.Status.Install = &v1alpha1.InstallRecord{Revision: to, Version: version, Owned: !exists}
 		if ready {
 			in.record(mu, v1alpha1.StepDone, fmt.Sprintf("revision %s was already installed and ready; this upgrade does not own it", to))
@@ -80,6 +80,12 @@ func (in Installer) Run(ctx context.Context, name, version string) (*v1alpha1.Me
 		if mu, err = in.Store.UpdateStatus(ctx, mu); err != nil {
 			return nil, fmt.Errorf("failed to record the intent to install revision %q: %w", to, err)
 		}
+	}
+	if ready {
+		// Resumed after a kill that came once the install had written
+		// everything: the revision this run owns is up, nothing to write.
+		in.record(mu, v1alpha1.StepDone, fmt.Sprintf("revision %s (Istio %s) installed and ready", to, mu.Status.Install.Version))
+		return in.Store.UpdateStatus(ctx, mu)
 	}
 	summary, err := in.Install(ctx)
 	if err != nil {

@@ -101,3 +101,27 @@ func TestSkipMigrateRecordsEveryStep(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallerResumesAReadyRevision: a run killed after its install wrote
+// everything (istiod ready) but before the step's outcome was recorded is
+// finished by the rerun without installing again (the CLI renders only a
+// target that is not ready yet, so installing again could not work).
+func TestInstallerResumesAReadyRevision(t *testing.T) {
+	mu := unplanned()
+	mu.Status.Install = &v1alpha1.InstallRecord{Revision: "1-24-2", Version: "1.24.2", Owned: true}
+	recordStep(&mu.Status, v1alpha1.StepInstall, v1alpha1.StepRunning, "installing", metav1.Now())
+	istiod := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "istiod-1-24-2", Namespace: istio.SystemNamespace},
+		Status: appsv1.DeploymentStatus{ReadyReplicas: 1}}
+	store := &memStore{mu: mu}
+	in := Installer{Store: store, Kube: fake.NewClientset(istiod), Install: func(context.Context) (string, error) {
+		t.Error("the install ran again over the ready revision")
+		return "", nil
+	}}
+	out, err := in.Run(t.Context(), "u", "1.24.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := out.Status.Step(v1alpha1.StepInstall); s == nil || s.State != v1alpha1.StepDone || !out.Status.Install.Owned {
+		t.Errorf("step %+v, record %+v; want Done and still owned", s, out.Status.Install)
+	}
+}
