@@ -135,19 +135,34 @@ func ReadCluster(ctx context.Context, c Cluster, now time.Time) ClusterStatus {
 		row.Error = fmt.Sprintf("failed to create metadata client for cluster %q: %v", c.Name, err)
 		return row
 	}
+	// The member's MeshUpgrades are listed while its inventory is read:
+	// one round trip less per member.
+	type upgrades struct {
+		list []ActiveUpgrade
+		err  error
+	}
+	upc := make(chan upgrades, 1)
+	jcfg := *cfg
+	jcfg.ContentType, jcfg.AcceptContentTypes = "", "" // custom resources speak JSON only
+	go func() {
+		dc, err := dynamic.NewForConfig(&jcfg)
+		if err != nil {
+			upc <- upgrades{}
+			return
+		}
+		list, err := activeUpgrades(ctx, dc)
+		upc <- upgrades{list, err}
+	}()
 	snap, err := inventory.Read(ctx, inventory.Clients{Kube: kc, Meta: mc}, now)
+	up := <-upc
 	if err != nil {
 		row.Error = fmt.Sprintf("failed to read cluster %q at %s: %v", c.Name, cfg.Host, err)
 		return row
 	}
 	Summarize(&row, snap)
-	jcfg := *cfg
-	jcfg.ContentType, jcfg.AcceptContentTypes = "", "" // custom resources speak JSON only
-	if dc, err := dynamic.NewForConfig(&jcfg); err == nil {
-		row.Upgrades, err = activeUpgrades(ctx, dc)
-		if err != nil {
-			row.Error = fmt.Sprintf("failed to list MeshUpgrades of cluster %q: %v", c.Name, err)
-		}
+	row.Upgrades = up.list
+	if up.err != nil {
+		row.Error = fmt.Sprintf("failed to list MeshUpgrades of cluster %q: %v", c.Name, up.err)
 	}
 	return row
 }

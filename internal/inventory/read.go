@@ -51,7 +51,19 @@ type owners struct {
 // Read takes a Snapshot of the cluster behind c. now is recorded as TakenAt.
 // It returns ErrNoIstio when the cluster has no Istio control plane.
 func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
+	// The namespaces are read while the control plane is: the pod LISTs
+	// need both, and neither depends on the other.
+	type nsResult struct {
+		m   map[string]map[string]string
+		err error
+	}
+	nsc := make(chan nsResult, 1)
+	go func() {
+		m, err := readNamespaces(ctx, c)
+		nsc <- nsResult{m, err}
+	}()
 	cp, err := readControlPlane(ctx, c)
+	nsr := <-nsc
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +100,7 @@ func Read(ctx context.Context, c Clients, now time.Time) (*Snapshot, error) {
 	}
 	// Namespaces first: the pod LIST is split by namespace so that the API
 	// server encodes and this process decodes several pages at once.
-	if o.namespaces, err = readNamespaces(ctx, c); err != nil {
+	if o.namespaces, err = nsr.m, nsr.err; err != nil {
 		return nil, err
 	}
 	tally = newPodTally(&evidence{injectors: inj, namespaces: o.namespaces, proxyConfigs: cp.proxyConfigs,
