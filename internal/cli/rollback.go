@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
@@ -36,7 +38,8 @@ command that clears it. Besides what the MeshUpgrade recorded, it restores
 every workload carrying the upgrade's meshroll.io/upgrade label, so a move whose record was lost (a
 kill or a failed status write) is never missed. Rerun it to resume after an interruption.`,
 		Example: `  meshroll rollback 1-23-2-to-1-24-2
-  meshroll rollback 1-23-2-to-1-24-2 --dry-run`,
+  meshroll rollback 1-23-2-to-1-24-2 --dry-run
+  meshroll rollback 1-23-2-to-1-26-1   # a multi-hop upgrade: every hop, newest first`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, w := cmd.Context(), cmd.OutOrStdout()
@@ -46,6 +49,14 @@ kill or a failed status write) is never missed. Rerun it to resume after an inte
 			}
 			store := upgrade.Store{Dynamic: c.Dynamic}
 			mu, err := store.Get(ctx, args[0])
+			if apierrors.IsNotFound(err) {
+				// A multi-hop upgrade's name: its hops, newest first.
+				if hops, herr := chainHops(ctx, store, args[0]); herr == nil && len(hops) > 0 {
+					var flags []string
+					cmd.LocalNonPersistentFlags().Visit(func(f *pflag.Flag) { flags = append(flags, "--"+f.Name+"="+f.Value.String()) })
+					return rollbackChain(cmd, kube, args[0], hops, flags)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("failed to get MeshUpgrade %q: %w (list them with `kubectl get meshupgrades`)", args[0], err)
 			}

@@ -46,7 +46,9 @@ const (
 // which 1.26.1 may not be installed beside), hop 2 runs. Every pod ends on
 // 1.26.1, each hop is a Succeeded MeshUpgrade of its own, no Deployment was
 // restarted twice (three ReplicaSets: the original and one per hop), and the
-// rollback of hop 1 is refused, naming hop 2 and the pruned revision.
+// rollback of hop 1 is refused, naming hop 2 and the pruned revision; the
+// rollback of the whole path takes hop 2 back (removing 1-26-1, which it
+// installed) and stops at hop 1 with the same refusal.
 func TestMultiHopUpgrade(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs the sandbox (run without -short)")
@@ -149,6 +151,25 @@ func TestMultiHopUpgrade(t *testing.T) {
 	code := cli.Main(context.Background(), []string{"rollback", chainName + "-hop1", "--kubeconfig", kc}, &out, &errOut)
 	if code == 0 || !strings.Contains(errOut.String(), chainName+"-hop2") || !strings.Contains(errOut.String(), "revision 1-23-2 is not installed") {
 		t.Errorf("rollback of hop 1 after hop 2: exit %d, %q; want a refusal naming hop 2 and the pruned 1-23-2", code, errOut.String())
+	}
+
+	// The chain's own name rolls its hops back newest first: hop 2 goes
+	// (and with it 1-26-1, which it installed), hop 1 is refused (its old
+	// revision was pruned) and says so.
+	out.Reset()
+	errOut.Reset()
+	code = cli.Main(context.Background(), []string{"rollback", chainName, "--kubeconfig", kc}, &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "revision 1-23-2 is not installed") {
+		t.Errorf("rollback %s: exit %d, %q; want hop 2 rolled back, then hop 1 refused for the pruned 1-23-2\n%s", chainName, code, errOut.String(), out.String())
+	}
+	if mu, err := store.Get(ctx, chainName+"-hop2"); err != nil || mu.Status.Phase != v1alpha1.PhaseRolledBack || mu.Status.Install == nil || !mu.Status.Install.Removed {
+		t.Errorf("hop 2 after the chain's rollback: %+v, %v; want RolledBack with 1-26-1 removed", mu.Status, err)
+	}
+	if imgs, err := demo.SettledProxyImages(ctx, kube, nss, n, 2*time.Minute); err != nil || imgs["docker.io/istio/proxyv2:1.25.1"] != n {
+		t.Errorf("pods by proxy image after the chain's rollback: %v, %v; want all %d on 1.25.1", imgs, err, n)
+	}
+	if _, err := kube.AppsV1().Deployments(istio.SystemNamespace).Get(ctx, "istiod-"+finalRev, metav1.GetOptions{}); err == nil {
+		t.Errorf("istiod-%s still installed after hop 2, which installed it, was rolled back", finalRev)
 	}
 }
 
