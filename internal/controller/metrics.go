@@ -59,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // Observe updates every series from one MeshUpgrade's recorded status.
-func (m *Metrics) Observe(name string, st *v1alpha1.MeshUpgradeStatus) {
+func (m *Metrics) Observe(name, from, to string, st *v1alpha1.MeshUpgradeStatus) {
 	if m == nil {
 		return
 	}
@@ -78,13 +78,32 @@ func (m *Metrics) Observe(name string, st *v1alpha1.MeshUpgradeStatus) {
 		"failed": c.Failed, "rolled_back": c.RolledBack, "skipped": c.Skipped} {
 		m.Workloads.WithLabelValues(name, state).Set(float64(n))
 	}
-	if n := len(st.Samples); n > 0 {
-		// Every revision the run has seen, so the one it left drops to 0.
-		for _, s := range st.Samples {
-			for rev := range s.Pods {
-				m.Proxies.WithLabelValues(name, rev).Set(float64(st.Samples[n-1].Pods[rev]))
+	// The mix is counted from the workloads' outcomes as the engine's
+	// samples are (pods on from until a workload succeeded, on to after):
+	// the last sample can lag the outcomes (an e2e run with leader kills
+	// ended Succeeded, all 48 pods on the target, its last sample saying
+	// 43), the outcomes cannot. Without joined records, the last sample is
+	// all there is.
+	mix := map[string]int{}
+	if len(st.Workloads) > 0 {
+		for _, w := range st.Workloads {
+			rev := from
+			if w.Outcome == v1alpha1.OutcomeSucceeded {
+				rev = to
 			}
+			mix[rev] += max(w.Pods, 1)
 		}
+	} else if n := len(st.Samples); n > 0 {
+		mix = st.Samples[n-1].Pods
+	}
+	// Every revision the run has seen, so the one it left drops to 0.
+	for _, s := range st.Samples {
+		for rev := range s.Pods {
+			m.Proxies.WithLabelValues(name, rev).Set(float64(mix[rev]))
+		}
+	}
+	for rev, n := range mix {
+		m.Proxies.WithLabelValues(name, rev).Set(float64(n))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -69,7 +69,7 @@ func (o *observer) Progress(st *v1alpha1.MeshUpgradeStatus) {
 	o.gates = len(st.Gates)
 	if time.Since(o.lastMetrics) >= time.Second {
 		o.lastMetrics = time.Now()
-		o.metrics.Observe(o.mu.Name, st)
+		o.metrics.Observe(o.mu.Name, o.mu.Spec.From, o.mu.Spec.To, st)
 	}
 }
 

@@ -39,6 +39,9 @@ func TestRulesLeastPrivilege(t *testing.T) {
 				t.Errorf("rule %d grants Secrets cluster-wide: %+v", i, r.PolicyRule)
 			}
 		}
+		if len(r.Verbs) == 0 || len(r.Resources) == 0 || len(r.APIGroups) == 0 {
+			t.Errorf("rule %d grants nothing: %+v", i, r.PolicyRule)
+		}
 		if len(r.ResourceNames) > 0 {
 			t.Errorf("rule %d names resources cluster-wide: %+v", i, r.PolicyRule)
 		}

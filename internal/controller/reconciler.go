@@ -150,7 +150,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, st *state) error {
 	if err != nil {
 		return err
 	}
-	r.Metrics.Observe(fresh.Name, &fresh.Status)
+	r.Metrics.Observe(fresh.Name, fresh.Spec.From, fresh.Spec.To, &fresh.Status)
 	before := fresh.Status.DeepCopy()
 	gen := fresh.Generation
 	now := metav1.Now()
