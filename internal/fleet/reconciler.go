@@ -98,6 +98,13 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	return nil
 }
 
+// running reports whether Start has given the sessions their context.
+func (r *Reconciler) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.base != nil && r.base.Err() == nil
+}
+
 func (r *Reconciler) poll() time.Duration {
 	if r.Poll > 0 {
 		return r.Poll
