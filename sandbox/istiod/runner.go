@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/meshroll/meshroll/sandbox"
+	"github.com/meshroll/meshroll/sandbox/proc"
 )
 
 // Options configure Run.
@@ -214,10 +215,10 @@ func (r *Runner) reconcile(ctx context.Context, key string) error {
 	r.mu.Lock()
 	cur := r.procs[key]
 	r.mu.Unlock()
-	died := cur != nil && cur.exited()
+	died := cur != nil && cur.Exited()
 	if cur != nil && (want == nil || died || !cur.spec.equal(*want)) {
 		if died {
-			r.log.Warn("istiod exited", "pod", key, "err", cur.err, "log", cur.log)
+			r.log.Warn("istiod exited", "pod", key, "err", cur.Err(), "log", cur.Log)
 		} else {
 			r.log.Info("stopping istiod", "pod", key)
 		}
@@ -228,7 +229,7 @@ func (r *Runner) reconcile(ctx context.Context, key string) error {
 		if died && want != nil {
 			r.mu.Lock()
 			r.restarts[key]++
-			r.notBefore[key] = time.Now().Add(crashBackoff(r.restarts[key]))
+			r.notBefore[key] = time.Now().Add(proc.Backoff(r.restarts[key], crashBackoffBase, crashBackoffMax))
 			r.mu.Unlock()
 		}
 	}
@@ -250,16 +251,6 @@ func (r *Runner) reconcile(ctx context.Context, key string) error {
 		return nil
 	}
 	return r.start(ctx, *want)
-}
-
-// crashBackoff is the wait before the n-th restart: doubling from
-// crashBackoffBase up to crashBackoffMax, like CrashLoopBackOff.
-func crashBackoff(n int) time.Duration {
-	d := crashBackoffBase
-	for i := 1; i < n && d < crashBackoffMax; i++ {
-		d *= 2
-	}
-	return min(d, crashBackoffMax)
 }
 
 // start runs pilot-discovery for s, first stopping any other process still
@@ -307,10 +298,10 @@ func (r *Runner) start(ctx context.Context, s spec) error {
 	r.mu.Lock()
 	r.procs[s.key] = in
 	r.mu.Unlock()
-	r.log.Info("started istiod", "pod", s.key, "version", s.version, "ip", s.ip, "pid", in.cmd.Process.Pid, "log", logFile)
+	r.log.Info("started istiod", "pod", s.key, "version", s.version, "ip", s.ip, "pid", in.Pid(), "log", logFile)
 	go func() {
 		// A death is noticed at once, not at the pod's next change.
-		<-in.done
+		<-in.Done()
 		if ctx.Err() == nil {
 			r.queue.Add(s.key)
 		}

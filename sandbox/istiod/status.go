@@ -42,12 +42,12 @@ func (r *Runner) Instances(ctx context.Context) []Instance {
 	r.mu.Lock()
 	var out []Instance
 	for key, in := range r.procs {
-		if in.exited() {
+		if in.Exited() {
 			continue
 		}
 		out = append(out, Instance{
-			Pod: key, IP: in.spec.ip.String(), Version: in.spec.version, PID: in.cmd.Process.Pid,
-			Started: in.started, Restarts: r.restarts[key], Log: in.log,
+			Pod: key, IP: in.spec.ip.String(), Version: in.spec.version, PID: in.Pid(),
+			Started: in.Started, Restarts: r.restarts[key], Log: in.Log,
 		})
 	}
 	r.mu.Unlock()

@@ -19,7 +19,7 @@ func runShell(t *testing.T, script string, grace time.Duration) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = in.cmd.Process.Kill() })
+	t.Cleanup(func() { in.Kill() })
 	time.Sleep(100 * time.Millisecond) // the trap is set
 	return in
 }
@@ -30,8 +30,8 @@ func TestStopWaitsGraceThenKills(t *testing.T) {
 	in := runShell(t, "trap '' TERM; sleep 30", 500*time.Millisecond)
 	began := time.Now()
 	in.stop(context.Background())
-	if took := time.Since(began); took < 500*time.Millisecond || took > 5*time.Second || !in.exited() {
-		t.Errorf("stop took %s (exited %t); want the 500ms grace, then a kill", took, in.exited())
+	if took := time.Since(began); took < 500*time.Millisecond || took > 5*time.Second || !in.Exited() {
+		t.Errorf("stop took %s (exited %t); want the 500ms grace, then a kill", took, in.Exited())
 	}
 }
 
@@ -42,7 +42,7 @@ func TestStopReturnsWhenProcessExits(t *testing.T) {
 	began := time.Now()
 	in.stop(context.Background())
 	in.stop(context.Background())
-	if took := time.Since(began); took > 5*time.Second || !in.exited() {
-		t.Errorf("stop took %s (exited %t); want it back as soon as the process exits", took, in.exited())
+	if took := time.Since(began); took > 5*time.Second || !in.Exited() {
+		t.Errorf("stop took %s (exited %t); want it back as soon as the process exits", took, in.Exited())
 	}
 }

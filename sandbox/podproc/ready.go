@@ -8,10 +8,7 @@ import (
 	"net/netip"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
+	"github.com/meshroll/meshroll/sandbox/proc"
 )
 
 // The readiness prober: every probePeriod, failing after probeFailures
@@ -30,7 +27,7 @@ const (
 // on their own), or ctx ends.
 func (r *Runner) watchReady(ctx context.Context, in *instance) {
 	set := func(v bool) {
-		if err := r.setPodReady(ctx, in.spec, v); err != nil {
+		if err := proc.SetPodReady(ctx, r.kube, in.spec.key, in.spec.uid, "", v); err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn("failed to set pod readiness", "pod", in.spec.key, "ready", v, "err", err)
 			}
@@ -43,7 +40,7 @@ func (r *Runner) watchReady(ctx context.Context, in *instance) {
 	fails := 0
 	for {
 		select {
-		case <-in.done:
+		case <-in.Done():
 			set(false)
 			return
 		case <-in.stopping:
@@ -62,7 +59,7 @@ func (r *Runner) watchReady(ctx context.Context, in *instance) {
 		fails = 0
 		if !in.ready.Load() {
 			set(true)
-			r.log.Info("process ready", "pod", in.spec.key, "after", time.Since(in.started).Round(time.Millisecond))
+			r.log.Info("process ready", "pod", in.spec.key, "after", time.Since(in.Started).Round(time.Millisecond))
 		}
 	}
 }
@@ -98,67 +95,4 @@ func check(ctx context.Context, ip netip.Addr, p probe) error {
 		return fmt.Errorf("failed to probe %q: status %d", url, resp.StatusCode)
 	}
 	return nil
-}
-
-// setPodReady writes the pod's Ready and ContainersReady conditions and its
-// containers' ready flags when they differ; a pod that is gone, terminating
-// or was replaced (another UID) is left alone.
-func (r *Runner) setPodReady(ctx context.Context, s spec, ready bool) error {
-	ns, name := splitKey(s.key)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		pod, err := r.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("failed to get pod %q: %w", s.key, err)
-		}
-		if pod.UID != s.uid || pod.DeletionTimestamp != nil {
-			return nil
-		}
-		if !applyReady(&pod.Status, ready, metav1.Now()) {
-			return nil
-		}
-		if _, err := r.kube.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("failed to update status of pod %q: %w", s.key, err)
-		}
-		return nil
-	})
-}
-
-// applyReady sets the Ready and ContainersReady conditions (adding them when
-// missing) and every container's ready flag, and reports whether anything
-// changed. The pod's other containers (Istio's istio-proxy) have no process
-// here: the one process speaks for the pod.
-func applyReady(st *corev1.PodStatus, ready bool, now metav1.Time) bool {
-	status := corev1.ConditionFalse
-	if ready {
-		status = corev1.ConditionTrue
-	}
-	changed := false
-	for _, typ := range []corev1.PodConditionType{corev1.PodReady, corev1.ContainersReady} {
-		found := false
-		for i := range st.Conditions {
-			c := &st.Conditions[i]
-			if c.Type != typ {
-				continue
-			}
-			found = true
-			if c.Status != status {
-				c.Status, c.LastTransitionTime = status, now
-				changed = true
-			}
-		}
-		if !found {
-			st.Conditions = append(st.Conditions, corev1.PodCondition{Type: typ, Status: status, LastTransitionTime: now})
-			changed = true
-		}
-	}
-	for i := range st.ContainerStatuses {
-		if cs := &st.ContainerStatuses[i]; cs.Ready != ready {
-			cs.Ready = ready
-			changed = true
-		}
-	}
-	return changed
 }

@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/meshroll/meshroll/sandbox/proc"
 )
 
 // Options configure a Runner.
@@ -151,14 +153,14 @@ func (r *Runner) reconcile(ctx context.Context, key string) error {
 
 	r.mu.Lock()
 	cur := r.procs[key]
-	died := cur != nil && cur.exited()
+	died := cur != nil && cur.Exited()
 	keep := cur != nil && !died && want != nil && cur.spec.equal(*want)
 	if cur != nil && !keep {
 		delete(r.procs, key)
 		r.draining[cur] = struct{}{}
 		if died && want != nil && want.uid == cur.spec.uid {
 			r.restarts[key]++
-			r.notBefore[key] = time.Now().Add(crashBackoff(r.restarts[key]))
+			r.notBefore[key] = time.Now().Add(proc.Backoff(r.restarts[key], crashBackoffBase, crashBackoffMax))
 		}
 	}
 	if want == nil {
@@ -170,7 +172,7 @@ func (r *Runner) reconcile(ctx context.Context, key string) error {
 
 	if cur != nil && !keep {
 		if died {
-			r.log.Warn("process exited", "pod", key, "err", cur.err, "log", cur.log)
+			r.log.Warn("process exited", "pod", key, "err", cur.Err(), "log", cur.Log)
 		} else {
 			r.log.Info("stopping process", "pod", key, "grace", cur.spec.grace)
 		}
@@ -203,21 +205,11 @@ func (r *Runner) addressHeld(ip netip.Addr) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for in := range r.draining {
-		if in.spec.ip == ip && !in.exited() {
+		if in.spec.ip == ip && !in.Exited() {
 			return true
 		}
 	}
 	return false
-}
-
-// crashBackoff is the wait before the n-th restart: doubling from
-// crashBackoffBase up to crashBackoffMax.
-func crashBackoff(n int) time.Duration {
-	d := crashBackoffBase
-	for i := 1; i < n && d < crashBackoffMax; i++ {
-		d *= 2
-	}
-	return min(d, crashBackoffMax)
 }
 
 // start runs the process of s, with an xDS bootstrap when Istio injected
@@ -245,10 +237,10 @@ func (r *Runner) start(ctx context.Context, s spec) error {
 	r.mu.Lock()
 	r.procs[s.key] = in
 	r.mu.Unlock()
-	r.log.Info("started process", "pod", s.key, "ip", s.ip, "pid", in.cmd.Process.Pid, "discovery", s.discovery, "log", logFile)
+	r.log.Info("started process", "pod", s.key, "ip", s.ip, "pid", in.Pid(), "discovery", s.discovery, "log", logFile)
 	go func() {
 		// A death is noticed at once, not at the pod's next change.
-		<-in.done
+		<-in.Done()
 		if ctx.Err() == nil {
 			r.queue.Add(s.key)
 		}
@@ -302,9 +294,9 @@ func (r *Runner) Instances() []Instance {
 	defer r.mu.Unlock()
 	var out []Instance
 	add := func(in *instance, terminating bool) {
-		if !in.exited() {
-			out = append(out, Instance{Pod: in.spec.key, IP: in.spec.ip.String(), PID: in.cmd.Process.Pid, Started: in.started,
-				Ready: in.ready.Load(), Terminating: terminating, Log: in.log})
+		if !in.Exited() {
+			out = append(out, Instance{Pod: in.spec.key, IP: in.spec.ip.String(), PID: in.Pid(), Started: in.Started,
+				Ready: in.ready.Load(), Terminating: terminating, Log: in.Log})
 		}
 	}
 	for _, in := range r.procs {

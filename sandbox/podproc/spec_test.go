@@ -84,25 +84,3 @@ func TestBootstrapIsIstiosGRPCNode(t *testing.T) {
 		t.Errorf("servers = %+v", b.XDSServers)
 	}
 }
-
-func TestApplyReady(t *testing.T) {
-	st := corev1.PodStatus{
-		Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
-		ContainerStatuses: []corev1.ContainerStatus{{Name: "app"}, {Name: "istio-proxy"}},
-	}
-	if !applyReady(&st, true, metav1.Now()) {
-		t.Fatal("no change reported")
-	}
-	if st.Conditions[0].Status != corev1.ConditionTrue || len(st.Conditions) != 2 || !st.ContainerStatuses[0].Ready || !st.ContainerStatuses[1].Ready {
-		t.Errorf("status = %+v", st)
-	}
-	if applyReady(&st, true, metav1.Now()) {
-		t.Error("second apply reported a change")
-	}
-}
-
-func TestCrashBackoff(t *testing.T) {
-	if crashBackoff(1) != time.Second || crashBackoff(3) != 4*time.Second || crashBackoff(20) != crashBackoffMax {
-		t.Errorf("backoffs %s %s %s", crashBackoff(1), crashBackoff(3), crashBackoff(20))
-	}
-}

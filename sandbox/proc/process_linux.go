@@ -1,4 +1,4 @@
-package podproc
+package proc
 
 import (
 	"os/exec"

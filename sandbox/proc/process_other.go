@@ -1,6 +1,6 @@
 //go:build !linux
 
-package podproc
+package proc
 
 import "os/exec"
 
