@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/gate"
+	"github.com/meshroll/meshroll/internal/gate/gatetest"
 	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/upgrade"
 	"github.com/meshroll/meshroll/internal/vmagent"
@@ -73,6 +74,10 @@ func TestVMFleetUpgrade(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "vm wave 3 (dry run): would assign 1-24-2@1.24.2 to 39 VM(s)") {
 			t.Errorf("vm upgrade --dry-run: exit %d:\n%s", code, out)
 		}
+		out, code = f.meshroll(f.upgradeArgs("vm-dry", "1,10,100%", "--dry-run")...)
+		if code != 0 || !strings.Contains(out, "50 VM(s) move to 1-24-2@1.24.2 in the same waves") || !strings.Contains(out, "VMs:") {
+			t.Errorf("meshroll upgrade --dry-run: exit %d, want the VMs in its plan:\n%s", code, out)
+		}
 		for _, vm := range f.readVMs() {
 			if vm.Desired != from || vm.Upgrade != "" {
 				t.Fatalf("VM %s changed: desired %s, upgrade %q", vm.Ref(), vm.Desired, vm.Upgrade)
@@ -128,9 +133,17 @@ func TestVMFleetUpgrade(t *testing.T) {
 			gaps = append(gaps, trackGaps("http://"+f.vms[i].Addr+"/"))
 		}
 		probe := gate.StartProbe(t.Context(), v1alpha1.ProbeGate{URL: "http://" + f.vms[30].Addr + "/", QPS: 50, Connections: 2, Duration: metav1.Duration{Duration: 5 * time.Minute}})
-		// The probe gate (Fortio, any non-2xx fails the wave) runs after
-		// every wave, for the pods and the VMs of the wave alike.
-		args := f.upgradeArgs(upName, "1,10,100%", "--parallelism", "20", "--rollout-timeout", "2m", "--probe", "http://"+f.vms[5].Addr+"/")
+		// A real Prometheus gate (fed the VMs' request metrics as their
+		// sidecars would report them) and the probe gate (Fortio, any
+		// non-2xx fails the wave) run after every wave, for the pods and
+		// the VMs of the wave alike.
+		exp := gatetest.StartExporter(t)
+		prom := gatetest.StartPrometheus(t, exp.Address())
+		exp.Serve(vmNamespace, "vm", 200, 100)
+		const vmOK = `sum(istio_requests_total{destination_workload_namespace="vms",response_code="200"})`
+		prom.WaitForSeries(t, vmOK)
+		args := f.upgradeArgs(upName, "1,10,100%", "--parallelism", "20", "--rollout-timeout", "2m", "--probe", "http://"+f.vms[5].Addr+"/",
+			"--prometheus", prom.URL(), "--gate", "vm-ok="+vmOK+" > 0")
 		u0, t0 := readUsage(f.agentPids()), time.Now()
 		killed := f.killMidWave(bin, args, upName)
 		out, code := f.meshroll(args...)
@@ -157,8 +170,8 @@ func TestVMFleetUpgrade(t *testing.T) {
 			}
 		}
 		for w := 1; w <= 3; w++ {
-			if !passed[fmt.Sprintf("%d/readiness", w)] || !passed[fmt.Sprintf("%d/probe", w)] {
-				t.Errorf("wave %d: readiness and probe gates not both passed (%v)", w, passed)
+			if !passed[fmt.Sprintf("%d/readiness", w)] || !passed[fmt.Sprintf("%d/probe", w)] || !passed[fmt.Sprintf("%d/vm-ok", w)] {
+				t.Errorf("wave %d: readiness, probe and Prometheus gates not all passed (%v)", w, passed)
 			}
 		}
 		if imgs := f.proxyImages(); imgs["docker.io/istio/proxyv2:"+toVersion] != 4 || len(imgs) != 1 {
