@@ -138,6 +138,7 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 	// list run by the engine (a skipped one is recorded Skipped); a
 	// rollback or a halt flips the gateways back itself, and a rollback
 	// removes the revision the install step installed.
+	stopProbe := u.watchProbe(ctx)
 	var mu *v1alpha1.MeshUpgrade
 	if viaCtl {
 		if mu, err = u.viaController(ctx, holder); mu == nil && err == nil {
@@ -147,7 +148,7 @@ func runUpgrade(cmd *cobra.Command, kube *genericclioptions.ConfigFlags, f *upgr
 		mu, err = u.migrate(ctx)
 	}
 	if mu != nil && f.report != "" {
-		if rerr := writeReport(f.report, mu); rerr != nil {
+		if rerr := writeReport(f.report, mu, stopProbe()); rerr != nil {
 			err = errors.Join(err, rerr)
 		} else {
 			fmt.Fprintf(u.w, "report: %s\n", f.report)
@@ -396,7 +397,7 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade) error 
 	}
 	out, err := u.engine(store, runner).Run(ctx, mu.Name)
 	if out != nil && u.f.report != "" {
-		err = errors.Join(err, writeReport(u.f.report, out))
+		err = errors.Join(err, writeReport(u.f.report, out, nil))
 	}
 	if err != nil && !errors.Is(err, upgrade.ErrRolledBack) {
 		return err
@@ -405,12 +406,13 @@ func (u *upgradeRun) drill(ctx context.Context, mu *v1alpha1.MeshUpgrade) error 
 	return nil
 }
 
-func writeReport(path string, mu *v1alpha1.MeshUpgrade) error {
+// writeReport writes the HTML report, with the probe's series when one ran.
+func writeReport(path string, mu *v1alpha1.MeshUpgrade, traffic *report.Traffic) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("failed to write report %s: %w", path, err)
 	}
-	if err := report.HTML(f, mu, time.Now()); err != nil {
+	if err := report.HTMLWithTraffic(f, mu, traffic, time.Now()); err != nil {
 		_ = f.Close()
 		return err
 	}
