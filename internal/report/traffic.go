@@ -80,9 +80,9 @@ type callBar struct {
 
 // boundary marks a wave or step of the run on both panels.
 type boundary struct {
-	X     float64
-	Label string
-	Title string
+	X, LabelY float64
+	Label     string
+	Title     string
 }
 
 // newTrafficChart lays out t against u's history; nil t or no seconds give
@@ -146,7 +146,32 @@ func newTrafficChart(u *v1alpha1.MeshUpgrade, t *Traffic) trafficChart {
 			c.Bounds = append(c.Bounds, boundary{X: x(at), Label: boundaryLabel(e), Title: at.UTC().Format("15:04:05") + " " + e.Type + ": " + e.Message})
 		}
 	}
+	c.stagger()
 	return c
+}
+
+// labelRows and labelGap keep the labels of boundaries close in time from
+// printing over each other: a label goes to the first row whose last label
+// is far enough to its left.
+const (
+	labelRows = 4
+	labelGap  = 56
+)
+
+func (c *trafficChart) stagger() {
+	var last [labelRows]float64
+	for i := range last {
+		last[i] = -labelGap
+	}
+	for i := range c.Bounds {
+		b := &c.Bounds[i]
+		row := 0
+		for row < labelRows-1 && b.X-last[row] < labelGap {
+			row++
+		}
+		last[row] = b.X
+		b.LabelY = c.Calls.Y + 10 + float64(row)*11
+	}
 }
 
 // boundaryEvent says which history events start or end a part of the run:

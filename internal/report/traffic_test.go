@@ -79,3 +79,24 @@ func TestHTMLTraffic(t *testing.T) {
 		t.Error("an empty probe series is not reported as such")
 	}
 }
+
+// TestTrafficBoundaryLabelsDoNotOverlap: boundaries a second apart (the
+// install and gateway steps of a fast run) print their labels on different
+// rows; far apart ones share the top row.
+func TestTrafficBoundaryLabelsDoNotOverlap(t *testing.T) {
+	u, tr := trafficRun()
+	u.Status.History = []v1alpha1.Event{
+		{At: at(20 * time.Second), Type: "step", Message: "install: Done"},
+		{At: at(21 * time.Second), Type: "step", Message: "gateways: Done"},
+		{At: at(22 * time.Second), Type: "wave", Wave: 1},
+		{At: at(120 * time.Second), Type: "tag", Message: "tag default"},
+	}
+	c := newTrafficChart(u, tr)
+	if len(c.Bounds) != 4 {
+		t.Fatalf("%d boundaries, want 4", len(c.Bounds))
+	}
+	ys := []float64{c.Bounds[0].LabelY, c.Bounds[1].LabelY, c.Bounds[2].LabelY, c.Bounds[3].LabelY}
+	if ys[0] == ys[1] || ys[1] == ys[2] || ys[0] == ys[2] || ys[3] != ys[0] {
+		t.Errorf("label rows %v: want the first three apart and the last back on the top row", ys)
+	}
+}
