@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	runreport "github.com/meshroll/meshroll/internal/report"
+	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
 // second is one client's line of its stats file (test/xdsapp's Second).
@@ -168,4 +171,39 @@ func (l load) series(start time.Time, phases []phase) string {
 			quantile(s.Lat, 0.99).Round(100*time.Microsecond), name, s.Versions)
 	}
 	return b.String()
+}
+
+// logClientFailures logs what the failed calls of ns's clients said (each
+// client logs its first 20), so that a failure names its cause: the
+// client library's message tells a cut connection from a missing cluster.
+func logClientFailures(t *testing.T, ns string) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(sandboxtest.Dir(t), "logs", "podproc", ns+".*.log"))
+	var lines []string
+	for _, f := range logs {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, "call failed") {
+				lines = append(lines, filepath.Base(f)+": "+l)
+			}
+		}
+	}
+	if len(lines) > 0 {
+		t.Logf("failed calls as the clients saw them (%d lines):\n%s", len(lines), strings.Join(lines[:min(len(lines), 30)], "\n"))
+	}
+}
+
+// traffic is the load as the run report draws it: every client's calls
+// merged per second.
+func (l load) traffic(source string) *runreport.Traffic {
+	t := &runreport.Traffic{Source: source}
+	for _, at := range slices.Sorted(maps.Keys(l.seconds)) {
+		s := l.seconds[at]
+		t.Seconds = append(t.Seconds, runreport.Second{At: time.Unix(at, 0), Requests: s.OK + s.Fail, Errors: s.Fail,
+			P50: quantile(s.Lat, 0.5), P99: quantile(s.Lat, 0.99)})
+	}
+	return t
 }

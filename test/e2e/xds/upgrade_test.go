@@ -124,6 +124,7 @@ func (e *env) stopClients(t *testing.T, m *mesh) load {
 		}
 		return true, nil
 	})
+	logClientFailures(t, m.clientNS)
 	return readLoad(t, m.stats)
 }
 
@@ -171,6 +172,8 @@ func (e *env) runUpgrade(t *testing.T, m *mesh, name string, extra ...string) (u
 	end := time.Now()
 	l := e.stopClients(t, m)
 	sums := report(t, l, start, []phase{{"before", start, upgradeStart}, {"during", upgradeStart, upgradeEnd}, {"after", upgradeEnd, end}})
+	e.writeTrafficReport(t, name, l.traffic(fmt.Sprintf("proxyless gRPC clients of %s (%s)", m.clientNS, m.clients.Name)),
+		filepath.Join(m.stats, "upgrade-traffic.html"), sums)
 
 	e.assertProxies(t, toRev, m.echoNS, m.clientNS)
 	e.assertNoRetries(t, toRev)
