@@ -73,7 +73,9 @@ func stageArgs(name string) []string {
 // TestFleet runs in order: status and check over the fleet (one member
 // unreachable), bad input refused with no member touched, a FleetUpgrade
 // halted by a planted failure in preprod (prod untouched, preprod rolled
-// back), then the full FleetUpgrade with approval, kills and an unreachable
+// back), a FleetUpgrade applied to the hub that `meshroll controller`
+// replicas carry out (preprod upgraded; the leader killed mid-stage), then
+// the full FleetUpgrade from the CLI with approval, kills and an unreachable
 // member, every pod of every member on 1.24.2 at the end.
 func TestFleet(t *testing.T) {
 	w := getWorld(t)
@@ -83,6 +85,10 @@ func TestFleet(t *testing.T) {
 		return
 	}
 	t.Run("planted failure halts promotion", func(t *testing.T) { testHalt(t, w) })
+	if t.Failed() {
+		return
+	}
+	t.Run("hub controller runs a FleetUpgrade", func(t *testing.T) { testController(t, w) })
 	if t.Failed() {
 		return
 	}
@@ -482,10 +488,11 @@ func testFullRollout(t *testing.T, w *world) {
 			t.Errorf("%s: %v, want every pod on %s", m.name, got, toImage)
 		}
 	}
-	// testing and dev were already on 1.24.2 (the planted run moved them):
-	// a rollback of this run restores only what it changed, newest first.
+	// testing and dev were already on 1.24.2 (the planted run moved them),
+	// and preprod too (the controller's run): a rollback of this run
+	// restores only what it changed.
 	out, errOut, code := w.meshroll(t, "fleet", "rollback", "full", "--dry-run")
-	if code != 0 || !strings.Contains(out, "in this order:\n  prod-1\n  preprod-1\n(dry run) nothing changed") {
+	if code != 0 || !strings.Contains(out, "in this order:\n  prod-1\n(dry run) nothing changed") {
 		t.Errorf("rollback dry run: exit %d\n%s%s", code, out, errOut)
 	}
 }

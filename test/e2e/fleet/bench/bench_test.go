@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -316,6 +317,7 @@ func BenchmarkFleetStatus(b *testing.B) {
 		slowest.wall += slow
 	}
 	b.StopTimer()
+	timeline(b, bin, fleetArgs)
 	if prof := os.Getenv("MESHROLL_BENCH_PROFILE"); prof != "" {
 		run(b, bin, dirs, append(fleetArgs, "--cpuprofile", prof)...)
 	}
@@ -344,4 +346,34 @@ func loadavg() float64 {
 	}
 	v, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
 	return v
+}
+
+// timeline logs one more fleet run's per-cluster read times (the rows'
+// "took"): all alike means the clusters share one bottleneck (the cores);
+// a few slow ones would point at those clusters.
+func timeline(b *testing.B, bin string, args []string) {
+	start := time.Now()
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		b.Fatalf("meshroll %s: %v", strings.Join(args, " "), err)
+	}
+	wall := time.Since(start)
+	var view struct {
+		Clusters []struct {
+			Name  string        `json:"name"`
+			Took  time.Duration `json:"took"`
+			Error string        `json:"error"`
+		} `json:"clusters"`
+	}
+	if err := json.Unmarshal(out, &view); err != nil {
+		b.Fatalf("decode fleet status: %v", err)
+	}
+	var sb strings.Builder
+	for _, c := range view.Clusters {
+		fmt.Fprintf(&sb, " %s=%s", c.Name, c.Took.Round(time.Millisecond))
+		if c.Error != "" {
+			b.Errorf("cluster %s: %s", c.Name, c.Error)
+		}
+	}
+	b.Logf("fleet status in %s; per-cluster read:%s", wall.Round(time.Millisecond), sb.String())
 }
