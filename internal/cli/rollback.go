@@ -36,7 +36,10 @@ the old revision is no longer installed (pods would start without a sidecar) or 
 moved the same workloads, labels, tags or gateways (roll that one back first); the refusal names the
 command that clears it. Besides what the MeshUpgrade recorded, it restores
 every workload carrying the upgrade's meshroll.io/upgrade label, so a move whose record was lost (a
-kill or a failed status write) is never missed. Rerun it to resume after an interruption.`,
+kill or a failed status write) is never missed. A revision the upgrade's install step installed is
+removed once every workload is back (one that existed before the upgrade never is). Given the
+name of a multi-hop upgrade, it rolls the hops back newest first. Rerun it to resume after an
+interruption.`,
 		Example: `  meshroll rollback 1-23-2-to-1-24-2
   meshroll rollback 1-23-2-to-1-24-2 --dry-run
   meshroll rollback 1-23-2-to-1-26-1   # a multi-hop upgrade: every hop, newest first`,
