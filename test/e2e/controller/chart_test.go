@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"sigs.k8s.io/yaml"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/charts"
@@ -132,4 +136,33 @@ func movedByPod(mu *v1alpha1.MeshUpgrade) (v1alpha1.WorkloadStatus, bool) {
 		}
 	}
 	return v1alpha1.WorkloadStatus{}, false
+}
+
+// applyFile writes mu as the YAML file a user commits to Git and applies it
+// as `kubectl apply --server-side -f` does (one server-side apply of the
+// file's object, field manager kubectl): the only thing that starts the
+// upgrade.
+func (e *env) applyFile(t testing.TB, mu *v1alpha1.MeshUpgrade) {
+	t.Helper()
+	b, err := yaml.Marshal(mu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "meshupgrade.yaml")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(raw, &obj.Object); err != nil {
+		t.Fatalf("failed to read %s: %v", file, err)
+	}
+	unstructured.RemoveNestedField(obj.Object, "status")
+	unstructured.RemoveNestedField(obj.Object, "metadata", "creationTimestamp")
+	if _, err := e.dyn.Resource(v1alpha1.GroupVersionResource).Apply(t.Context(), obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "kubectl"}); err != nil {
+		t.Fatalf("apply %s: %v", file, err)
+	}
 }

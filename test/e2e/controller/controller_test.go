@@ -10,8 +10,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/demo"
@@ -22,8 +20,8 @@ import (
 // TestApplyUpgradesWithLeaderKills: the meshroll chart is installed with
 // the Helm SDK and two controller processes run with its ServiceAccount's
 // identity (impersonated: a permission the chart lacks fails the run). A
-// MeshUpgrade created with a plain client (what `kubectl apply` or Argo CD
-// does), naming from, to and the release to install, upgrades a seeded mesh
+// MeshUpgrade applied from a YAML file (as `kubectl apply --server-side -f`
+// or Argo CD does), naming from, to and the release to install, upgrades a seeded mesh
 // 1-23-2 → 1-24-2 with no CLI: the leader installs 1-24-2 (rendered from a
 // Helm chart repository on 127.0.0.1, not the Go module), flips the
 // blue/green gateway, migrates wave by wave with a Prometheus gate and a
@@ -81,14 +79,8 @@ func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 				Query: `count(up{job!=""} == 1)`, Op: ">=", Threshold: "1"}}},
 		},
 	}
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mu)
-	if err != nil {
-		t.Fatal(err)
-	}
 	created := time.Now()
-	if _, err := e.dyn.Resource(v1alpha1.GroupVersionResource).Create(t.Context(), &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create MeshUpgrade: %v", err)
-	}
+	e.applyFile(t, mu)
 	store := upgrade.Store{Dynamic: e.dyn}
 
 	// Kill points: after a random number of moved workloads in each of
@@ -196,8 +188,13 @@ func TestApplyUpgradesWithLeaderKills(t *testing.T) {
 		t.Errorf("pods by proxy image: %v; want all %d on %s", got, workloads, toImage)
 	}
 	// The controller's own conditions are written in the reconcile's
-	// defer, right after the engine's final status write.
-	for end := time.Now().Add(30 * time.Second); findCondition(last.Status.Conditions, "Ready") == nil && time.Now().Before(end); {
+	// defer, right after the engine's final status write: until then Ready
+	// still tells the step before (e.g. Baking).
+	ready := func() bool {
+		c := findCondition(last.Status.Conditions, "Ready")
+		return c != nil && c.Status == metav1.ConditionTrue
+	}
+	for end := time.Now().Add(30 * time.Second); !ready() && time.Now().Before(end); {
 		time.Sleep(200 * time.Millisecond)
 		if last, err = store.Get(t.Context(), mu.Name); err != nil {
 			t.Fatal(err)

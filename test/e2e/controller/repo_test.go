@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -8,17 +9,15 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/repo"
 
-	"github.com/meshroll/meshroll/internal/istio"
+	"github.com/meshroll/meshroll/charts"
 )
 
-// istioRepo is a Helm chart repository (index.yaml + chart archives, as
-// `helm package` and `helm repo index` make them) serving Istio's base,
-// istiod and gateway charts of version, packaged from the Go module: what a
-// controller in a cluster, with no Go toolchain, renders Istio from.
+// istioRepo is a Helm chart repository (index.yaml, as `helm repo index`
+// writes it, and `helm package`d archives) serving Istio's base, istiod and
+// gateway charts: what a controller in a cluster, with no Go toolchain,
+// renders Istio from. The archives are the ones the binary embeds.
 type istioRepo struct {
 	URL      string
 	requests atomic.Int64
@@ -26,19 +25,15 @@ type istioRepo struct {
 
 func serveIstioRepo(t testing.TB, version string) *istioRepo {
 	t.Helper()
-	src, err := istio.ModuleSource{}.ChartsDir(t.Context(), version)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	for _, comp := range []istio.Component{istio.Base, istio.Istiod, istio.Gateway} {
-		ch, err := loader.LoadDir(filepath.Join(src, filepath.FromSlash(string(comp))))
+	for _, c := range []string{"base", "istiod", "gateway"} {
+		name := c + "-" + version + ".tgz"
+		b, err := fs.ReadFile(charts.IstioArchives(), name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ch.Metadata.Version, ch.Metadata.AppVersion = version, version
-		if _, err := chartutil.Save(ch, dir); err != nil {
-			t.Fatalf("failed to package chart %s: %v", ch.Name(), err)
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 	r := &istioRepo{}
@@ -54,9 +49,6 @@ func serveIstioRepo(t testing.TB, version string) *istioRepo {
 		t.Fatal(err)
 	}
 	if err := idx.WriteFile(filepath.Join(dir, "index.yaml"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "index.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	return r
