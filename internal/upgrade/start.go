@@ -199,6 +199,23 @@ func withDefaults(s v1alpha1.MeshUpgradeSpec) v1alpha1.MeshUpgradeSpec {
 	if s.Rollback == "" {
 		s.Rollback = v1alpha1.RollbackAuto
 	}
+	if sel := s.Selection.NamespaceSelector; sel != nil {
+		// A parsed selector has empty, non-nil lists that a JSON round
+		// trip through the API server drops: compare what they mean.
+		n := sel.DeepCopy()
+		if len(n.MatchLabels) == 0 {
+			n.MatchLabels = nil
+		}
+		if len(n.MatchExpressions) == 0 {
+			n.MatchExpressions = nil
+		}
+		for i := range n.MatchExpressions {
+			if len(n.MatchExpressions[i].Values) == 0 {
+				n.MatchExpressions[i].Values = nil
+			}
+		}
+		s.Selection.NamespaceSelector = n
+	}
 	s.Gates = append([]v1alpha1.Gate(nil), s.Gates...)
 	for i := range s.Gates {
 		g := &s.Gates[i]
