@@ -36,11 +36,7 @@ func followFleetUpgrade(ctx context.Context, w io.Writer, s fleet.Store, name st
 			logged = len(fu.Status.History)
 		}
 		for _, ev := range fu.Status.History[min(logged, len(fu.Status.History)):] {
-			where := ev.Stage
-			if ev.Cluster != "" {
-				where += "/" + ev.Cluster
-			}
-			fmt.Fprintf(w, "%s %-8s %-20s %s\n", ev.At.UTC().Format("15:04:05"), ev.Type, where, ev.Message)
+			fmt.Fprintln(w, fleet.EventLine(ev))
 		}
 		logged = len(fu.Status.History)
 		if fu.Status.Phase.Final() && !(fu.Spec.RollbackRequested && fu.Status.Phase != v1alpha1.FleetRolledBack) {

@@ -310,17 +310,26 @@ func (r *runner) logf(format string, args ...any) {
 	}
 }
 
+// EventLine is one history event as the CLI prints it: time, type, where
+// (stage/cluster) and message.
+func EventLine(ev v1alpha1.FleetEvent) string {
+	return fmt.Sprintf("%s %-8s %-20s %s", ev.At.UTC().Format("15:04:05"), ev.Type, eventWhere(ev), ev.Message)
+}
+
+func eventWhere(ev v1alpha1.FleetEvent) string {
+	if ev.Cluster != "" {
+		return ev.Stage + "/" + ev.Cluster
+	}
+	return ev.Stage
+}
+
 func (r *runner) logHistory(fu *v1alpha1.FleetUpgrade, from int) int {
 	h := fu.Status.History
 	if from > len(h) {
 		from = 0
 	}
 	for _, ev := range h[from:] {
-		where := ev.Stage
-		if ev.Cluster != "" {
-			where += "/" + ev.Cluster
-		}
-		r.logf("%s %-8s %-20s %s", ev.At.UTC().Format("15:04:05"), ev.Type, where, ev.Message)
+		r.logf("%s", EventLine(ev))
 		if r.e.Event != nil {
 			r.e.Event(fu, ev)
 		}

@@ -227,12 +227,8 @@ func (r *Reconciler) event(fu *v1alpha1.FleetUpgrade, ev v1alpha1.FleetEvent) {
 	case "halt", "rollback", "fail", "failed":
 		typ = corev1.EventTypeWarning
 	}
-	where := ev.Stage
-	if ev.Cluster != "" {
-		where += "/" + ev.Cluster
-	}
 	reason := upperFirst(ev.Type) // Fleet, Stage, Cluster, Gate, Approval, Pause, Halt, Rollback
-	r.Recorder.Eventf(fu, nil, typ, reason, "Step", "%s %s", where, ev.Message)
+	r.Recorder.Eventf(fu, nil, typ, reason, "Step", "%s %s", eventWhere(ev), ev.Message)
 }
 
 func upperFirst(s string) string {
