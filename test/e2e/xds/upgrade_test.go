@@ -232,10 +232,8 @@ func TestUpgradeLosesNoRequest(t *testing.T) {
 // and those fail. If this test sees no failure, the harness cannot see
 // failures and the zero above means nothing.
 //
-// (Removing the old istiod before its clients moved, the other naive order,
-// shows no failure in this sandbox: kwok gives a new pod the address of the
-// pod deleted just before it, so the endpoints a cut-off client keeps still
-// answer. It is not a control here.)
+// The other naive order, the old istiod removed before its clients moved,
+// is TestNaiveUpgradeRemovingIstiodFirstLosesRequests.
 func TestUpgradeWithoutDrainLosesRequests(t *testing.T) {
 	e := newEnv(t)
 	e.prepareUpgrade(t)
