@@ -318,6 +318,18 @@ func BenchmarkFleetStatus(b *testing.B) {
 	}
 	b.StopTimer()
 	timeline(b, bin, fleetArgs)
+	if base := os.Getenv("MESHROLL_BENCH_BASELINE"); base != "" {
+		// The same measurement with another build (e.g. the commit before a
+		// change), in the same run and on the same sandboxes.
+		var slow time.Duration
+		for _, d := range dirs {
+			slow = max(slow, run(b, base, []string{d}, "status", "-o", "json", "--kubeconfig", sandbox.KubeconfigPath(d)).wall)
+		}
+		u := run(b, base, dirs, fleetArgs...)
+		b.Logf("baseline %s: fleet status %s, slowest single status %s (%.2fx); client CPU %s, servers CPU %s",
+			base, u.wall.Round(time.Millisecond), slow.Round(time.Millisecond), float64(u.wall)/float64(slow),
+			u.clientCPU.Round(time.Millisecond), u.serverCPU.Round(time.Millisecond))
+	}
 	if prof := os.Getenv("MESHROLL_BENCH_PROFILE"); prof != "" {
 		run(b, bin, dirs, append(fleetArgs, "--cpuprofile", prof)...)
 	}
