@@ -92,10 +92,34 @@ func TestNewDeployment(t *testing.T) {
 }
 
 func TestVirtualServiceLeavesOutZeroWeights(t *testing.T) {
-	vs := virtualService("ns", "echo", "echo.ns.svc.cluster.local", weighted{"v1", 0}, weighted{"v2", 100})
+	vs := virtualService("ns", "echo", "echo.ns.svc.cluster.local", nil, weighted{"v1", 0}, weighted{"v2", 100})
 	http := vs.Object["spec"].(map[string]any)["http"].([]any)
 	route := http[0].(map[string]any)["route"].([]any)
 	if len(route) != 1 || route[0].(map[string]any)["destination"].(map[string]any)["subset"] != "v2" {
 		t.Errorf("route = %v, want only subset v2", route)
+	}
+}
+
+// TestVirtualServiceWarmRoutes: every warm subset gets a route only the
+// warm header matches, ahead of the weighted route, so clients build its
+// cluster before a weight sends calls to it; a weight with no version is
+// the Service itself.
+func TestVirtualServiceWarmRoutes(t *testing.T) {
+	vs := virtualService("ns", "echo", "echo.ns.svc.cluster.local", []string{"v1", "v2"}, weighted{"", 100})
+	http := vs.Object["spec"].(map[string]any)["http"].([]any)
+	if len(http) != 3 {
+		t.Fatalf("http = %v, want two warm routes and the weighted one", http)
+	}
+	for i, v := range []string{"v1", "v2"} {
+		r := http[i].(map[string]any)
+		match := r["match"].([]any)[0].(map[string]any)["headers"].(map[string]any)[WarmHeader].(map[string]any)["exact"]
+		dest := r["route"].([]any)[0].(map[string]any)["destination"].(map[string]any)
+		if match != v || dest["subset"] != v {
+			t.Errorf("warm route %d = %v, want header %s=%s to subset %s", i, r, WarmHeader, v, v)
+		}
+	}
+	dest := http[2].(map[string]any)["route"].([]any)[0].(map[string]any)["destination"].(map[string]any)
+	if _, ok := dest["subset"]; ok || dest["host"] != "echo.ns.svc.cluster.local" {
+		t.Errorf("weighted route destination = %v, want the host with no subset", dest)
 	}
 }

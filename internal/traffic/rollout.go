@@ -121,6 +121,8 @@ type run struct {
 	host       string
 	res        *Result
 	oldV, newV string
+	// warm are the subsets the clients hold clusters for (virtualService).
+	warm []string
 }
 
 func (r *run) do(ctx context.Context, next *appsv1.Deployment) error {
@@ -134,6 +136,16 @@ func (r *run) do(ctx context.Context, next *appsv1.Deployment) error {
 		return r.apply(ctx, destinationRuleGVR, destinationRule(r.ns, r.name, r.host, r.oldV))
 	}
 	if err := r.change(ctx, "subset "+r.oldV, subsetOld, Clusters, Endpoints); err != nil {
+		return err
+	}
+	// The old subset's cluster is built by the clients (a route that
+	// only a header matches names it) while the calls still go to the
+	// Service as before; then the calls move to it.
+	r.warm = []string{r.oldV}
+	host := func(ctx context.Context) error {
+		return r.apply(ctx, virtualServiceGVR, virtualService(r.ns, r.name, r.host, r.warm, weighted{"", 100}))
+	}
+	if err := r.change(ctx, "route to the service, subset "+r.oldV+" built", host, Routes); err != nil {
 		return err
 	}
 	if err := r.change(ctx, "route to subset "+r.oldV, func(ctx context.Context) error { return r.route(ctx, 0) }, Routes); err != nil {
@@ -159,6 +171,10 @@ func (r *run) do(ctx context.Context, next *appsv1.Deployment) error {
 	if err := r.change(ctx, "subset "+r.newV, subsets, Clusters, Endpoints); err != nil {
 		return err
 	}
+	r.warm = []string{r.oldV, r.newV}
+	if err := r.change(ctx, "subset "+r.newV+" built by the clients", func(ctx context.Context) error { return r.route(ctx, 0) }, Routes); err != nil {
+		return err
+	}
 	r.logf("subset %s ready for the new version", r.newV)
 	for _, w := range r.opts.Steps {
 		if err := r.change(ctx, fmt.Sprintf("route at weight %d", w), func(ctx context.Context) error { return r.route(ctx, w) }, Routes); err != nil {
@@ -182,6 +198,10 @@ func (r *run) do(ctx context.Context, next *appsv1.Deployment) error {
 		return fmt.Errorf("failed to delete deployment %q: %w", r.ns+"/"+r.res.Old, err)
 	}
 	r.logf("deployment %s/%s deleted", r.ns, r.res.Old)
+	r.warm = []string{r.newV}
+	if err := r.change(ctx, "routes without subset "+r.oldV, func(ctx context.Context) error { return r.route(ctx, 100) }, Routes); err != nil {
+		return err
+	}
 	if err := r.apply(ctx, destinationRuleGVR, destinationRule(r.ns, r.name, r.host, r.newV)); err != nil {
 		return err
 	}
@@ -216,7 +236,7 @@ func (r *run) change(ctx context.Context, what string, write func(context.Contex
 // route sends weight percent of the calls to the new subset, the rest to the
 // old one.
 func (r *run) route(ctx context.Context, weight int) error {
-	return r.apply(ctx, virtualServiceGVR, virtualService(r.ns, r.name, r.host,
+	return r.apply(ctx, virtualServiceGVR, virtualService(r.ns, r.name, r.host, r.warm,
 		weighted{r.oldV, 100 - weight}, weighted{r.newV, weight}))
 }
 
