@@ -36,7 +36,17 @@ import (
 // TestMain starts a full sandbox with two fake nodes: VMs need
 // WorkloadEntries, RBAC and tokens; the pods moved in the same waves need
 // nodes, the controllers and istiod's injection.
-func TestMain(m *testing.M) { os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(2))) }
+func TestMain(m *testing.M) {
+	if os.Getenv(asMeshroll) == "1" {
+		// Re-executed as the meshroll CLI: a run the test SIGKILLs must be
+		// a process of its own, and this saves building cmd/meshroll.
+		os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(2)))
+}
+
+// asMeshroll set to 1 makes the test binary run as the meshroll CLI.
+const asMeshroll = "MESHROLL_VM_E2E_AS_CLI"
 
 const (
 	fromVersion = "1.23.2"
@@ -186,6 +196,10 @@ func (f *fleet) onboard(i int) {
 	vm.Config.CAFile, vm.Config.TokenFile = filepath.Join(out, "ca.crt"), filepath.Join(out, "token")
 	vm.Config.BaseDir = filepath.Join(out, "base")
 	vm.Config.Poll, vm.Config.Heartbeat = vmagent.Duration(300*time.Millisecond), vmagent.Duration(3*time.Second)
+	// 15 s, not vmagenttest's 5 s: with ~30 runnable threads per core a new
+	// sidecar took longer than 5 s to answer for its version once, and its
+	// agent (rightly) rolled it back (the default is 60 s).
+	vm.Config.Ready = vmagent.Duration(15 * time.Second)
 	if err := vm.WriteConfig(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,26 +71,16 @@ func (f *fleet) proxyImages() map[string]int {
 	return out
 }
 
-// buildMeshroll builds the CLI binary, for a run that is SIGKILLed.
-func buildMeshroll(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "meshroll")
-	build := exec.Command("go", "build", "-o", bin, "github.com/meshroll/meshroll/cmd/meshroll")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build meshroll: %v", err)
-	}
-	return bin
-}
-
-// killMidWave runs `meshroll upgrade` as a process and SIGKILLs it once the
+// killMidWave runs `meshroll upgrade` as a process (this test binary
+// re-executed as the CLI, see TestMain) and SIGKILLs it once the
 // run has assigned a few VMs (wave 2 under way), then checks intent before
 // write: every VM whose WorkloadEntry carries the run's assignment is in
 // the MeshUpgrade's record with an outcome. It says where the kill landed.
-func (f *fleet) killMidWave(bin string, args []string, name string) string {
+func (f *fleet) killMidWave(args []string, name string) string {
 	t := f.t
 	t.Helper()
-	cmd := exec.Command(bin, append(args, "--kubeconfig", f.kubeconfig)...)
+	cmd := exec.Command(os.Args[0], append(args, "--kubeconfig", f.kubeconfig)...)
+	cmd.Env = append(os.Environ(), asMeshroll+"=1")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -126,7 +126,6 @@ func TestVMFleetUpgrade(t *testing.T) {
 	const upName = "vm-mesh"
 	t.Run("meshroll upgrade moves pods and VMs in gated waves, resumed after kill -9, under load", func(t *testing.T) {
 		f.mirror.Add(vmagenttest.PathFor(toVersion), f.good)
-		bin := buildMeshroll(t)
 		probed := []int{0, 1, 30}
 		var gaps []*gapTracker
 		for _, i := range probed {
@@ -145,7 +144,7 @@ func TestVMFleetUpgrade(t *testing.T) {
 		args := f.upgradeArgs(upName, "1,10,100%", "--parallelism", "20", "--rollout-timeout", "2m", "--probe", "http://"+f.vms[5].Addr+"/",
 			"--prometheus", prom.URL(), "--gate", "vm-ok="+vmOK+" > 0")
 		u0, t0 := readUsage(f.agentPids()), time.Now()
-		killed := f.killMidWave(bin, args, upName)
+		killed := f.killMidWave(args, upName)
 		out, code := f.meshroll(args...)
 		elapsed := time.Since(t0)
 		u1 := readUsage(f.agentPids())
