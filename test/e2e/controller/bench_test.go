@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -114,7 +115,9 @@ func reconcileLatency(addr string) ([]float64, error) {
 		return nil, fmt.Errorf("failed to read metrics of %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
-	var parser expfmt.TextParser
+	// The zero TextParser panics ("Invalid name validation scheme
+	// requested: unset") since prometheus/common v0.66: name the scheme.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse metrics of %s: %w", addr, err)
