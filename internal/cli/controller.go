@@ -120,6 +120,7 @@ func (f *controllerFlags) webhook() controller.WebhookOptions {
 
 func newControllerCmd(kube *genericclioptions.ConfigFlags) *cobra.Command {
 	f := &controllerFlags{}
+	fc := &fleetControllerFlags{}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Reconcile MeshUpgrades in the cluster (run unattended, e.g. from Git): the same steps `meshroll upgrade` runs",
@@ -175,10 +176,11 @@ JSON logs on stderr with upgrade, wave and workload keys.`,
 			return controller.Run(ctx, cfg, controller.Options{
 				MetricsAddr: f.metricsAddr, ProbeAddr: f.probeAddr, Namespace: f.namespace, Identity: f.identity,
 				LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
-				Source: f.source(), Cache: renderCache(), Logger: log, Webhook: f.webhook(),
+				Source: f.source(), Cache: renderCache(), Setup: fc.setup(cfg, f.identity, f.leaseDuration, log), Logger: log, Webhook: f.webhook(),
 			})
 		},
 	}
 	f.bind(cmd)
+	fc.bind(cmd)
 	return cmd
 }
