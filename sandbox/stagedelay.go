@@ -162,7 +162,8 @@ func stageName(s map[string]any) string {
 func delayedStagesPath(dir string) string { return filepath.Join(dir, "kwok-pod-stages-delayed.yaml") }
 
 // withStageDelay returns comps with kwok's --config pointing at the delayed
-// stages (written to dir first) when d is set; otherwise comps unchanged.
+// stages (written to dir first) and the controller-manager's large-cluster
+// workers (kcmConcurrency) when d is set; otherwise comps unchanged.
 func withStageDelay(comps []component, dir, mode string, d PodStartDelay) ([]component, error) {
 	if d.IsZero() {
 		return comps, d.validate()
@@ -176,11 +177,13 @@ func withStageDelay(comps []component, dir, mode string, d PodStartDelay) ([]com
 	}
 	out := slices.Clone(comps)
 	for i := range out {
-		if out[i].name != nameKwok {
-			continue
+		switch out[i].name {
+		case nameKwok:
+			args := slices.DeleteFunc(slices.Clone(out[i].args), func(a string) bool { return strings.HasPrefix(a, "--config=") })
+			out[i].args = append(args, "--config="+delayedStagesPath(dir))
+		case nameKCM: // slow pods keep many rollouts in flight: a large cluster's workers
+			out[i].args = append(slices.Clone(out[i].args), kcmConcurrency()...)
 		}
-		args := slices.DeleteFunc(slices.Clone(out[i].args), func(a string) bool { return strings.HasPrefix(a, "--config=") })
-		out[i].args = append(args, "--config="+delayedStagesPath(dir))
 	}
 	return out, nil
 }

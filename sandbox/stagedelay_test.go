@@ -113,10 +113,11 @@ func TestPodStartDelayJitterBelowMinIsNoJitter(t *testing.T) {
 
 func TestWithStageDelay(t *testing.T) {
 	dir := t.TempDir()
-	comps := []component{{name: nameKwok, args: []string{"--cidr=10.244.0.0/24", "--config=" + kwokStagesPath(dir)}}, {name: "etcd", args: []string{"x"}}}
+	comps := []component{{name: nameKwok, args: []string{"--cidr=10.244.0.0/24", "--config=" + kwokStagesPath(dir)}}, {name: "etcd", args: []string{"x"}},
+		{name: nameKCM, args: []string{"--kubeconfig=k"}}}
 	same, err := withStageDelay(comps, dir, IstiodReal, PodStartDelay{})
-	if err != nil || !slices.Equal(same[0].args, comps[0].args) {
-		t.Fatalf("zero delay changed kwok's args: %v, %v", same[0].args, err)
+	if err != nil || !slices.Equal(same[0].args, comps[0].args) || !slices.Equal(same[2].args, comps[2].args) {
+		t.Fatalf("zero delay changed kwok's or the controller-manager's args: %v, %v, %v", same[0].args, same[2].args, err)
 	}
 	got, err := withStageDelay(comps, dir, IstiodReal, PodStartDelay{Min: time.Second, Max: 3 * time.Second})
 	if err != nil {
@@ -126,7 +127,10 @@ func TestWithStageDelay(t *testing.T) {
 	if !slices.Equal(got[0].args, want) || !slices.Equal(got[1].args, comps[1].args) {
 		t.Errorf("args = %v / %v, want kwok %v and etcd untouched", got[0].args, got[1].args, want)
 	}
-	if !slices.Equal(comps[0].args, []string{"--cidr=10.244.0.0/24", "--config=" + kwokStagesPath(dir)}) {
+	if wantKCM := append([]string{"--kubeconfig=k"}, kcmConcurrency()...); !slices.Equal(got[2].args, wantKCM) {
+		t.Errorf("controller-manager args = %v, want %v (a delayed sandbox gets a large cluster's workers)", got[2].args, wantKCM)
+	}
+	if !slices.Equal(comps[0].args, []string{"--cidr=10.244.0.0/24", "--config=" + kwokStagesPath(dir)}) || len(comps[2].args) != 1 {
 		t.Errorf("input was modified: %v", comps[0].args)
 	}
 	if b, err := os.ReadFile(delayedStagesPath(dir)); err != nil || !bytes.Contains(b, []byte("jitterDurationMilliseconds: 3000")) {
