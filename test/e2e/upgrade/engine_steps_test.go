@@ -129,6 +129,14 @@ func TestDefectRollbackOfOlderAfterRolledBackNewer(t *testing.T) {
 	e := newEnv(t)
 	const third, thirdVersion = "eab-c", "1.25.1"
 	e.installRevision(t, thirdVersion, third)
+	// The package's sandbox is shared: a 1.25.1 revision left installed
+	// makes every later upgrade to 1.24.2 straddle minors and be refused
+	// (TestKilledAndResumed was, in a full make test).
+	t.Cleanup(func() {
+		if code, o, eo := runCLI("revision", "remove", third, "--kubeconfig", sandboxtest.Kubeconfig(t)); code != 0 {
+			t.Errorf("revision remove %s after the test: exit %d\n%s%s", third, code, o, eo)
+		}
+	})
 	p := e.seed(t, demo.MigrationOptions{Prefix: "eab", Namespaces: 2, Workloads: 4})
 	nss := p.NamespaceNames()
 	n := len(p.Workloads)
