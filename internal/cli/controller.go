@@ -29,6 +29,9 @@ type controllerFlags struct {
 	// webhookAddr serves the assignment webhook ("0" disables it);
 	// webhookURL registers it by URL instead of webhookService.
 	webhookAddr, webhookURL, webhookService, webhookCertNS string
+	// certValidity, certRenewBefore and caPropagation tune the
+	// webhook certificate's rotation by the leader.
+	certValidity, certRenewBefore, caPropagation time.Duration
 }
 
 func (f *controllerFlags) bind(cmd *cobra.Command) {
@@ -51,6 +54,9 @@ func (f *controllerFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.webhookURL, "webhook-url", "", "register the webhook by this https URL (an API server that reaches the controller directly) instead of --webhook-service")
 	fl.StringVar(&f.webhookService, "webhook-service", "", "namespace/name of the Service in front of the webhook (default <leader-election-namespace>/meshroll-webhook, the chart's)")
 	fl.StringVar(&f.webhookCertNS, "webhook-cert-namespace", "", "namespace of the webhook's certificate Secret meshroll-webhook-cert (default the leader-election namespace)")
+	fl.DurationVar(&f.certValidity, "webhook-cert-validity", webhook.DefaultCertValidity, "lifetime of each webhook serving certificate (and its CA) the leader issues")
+	fl.DurationVar(&f.certRenewBefore, "webhook-cert-renew-before", webhook.DefaultRenewBefore, "the leader rotates the webhook certificate this long before it expires")
+	fl.DurationVar(&f.caPropagation, "webhook-ca-propagation", webhook.DefaultPropagation, "during a rotation, how long the new CA is trusted (published in the webhook configuration) before the certificate it signs is served: the time every API server needs to see the change")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "check the configuration and the permissions the controller needs, print them and exit without reconciling anything")
 }
 
@@ -72,7 +78,18 @@ func (f *controllerFlags) validate() error {
 	if f.webhookURL != "" && !strings.HasPrefix(f.webhookURL, "https://") {
 		return fmt.Errorf("invalid --webhook-url %q: the API server calls webhooks over https, e.g. https://127.0.0.1:9443/mutate", f.webhookURL)
 	}
+	if f.certValidity <= 0 || f.certRenewBefore <= 0 || f.caPropagation <= 0 {
+		return fmt.Errorf("--webhook-cert-validity (%s), --webhook-cert-renew-before (%s) and --webhook-ca-propagation (%s) must be positive", f.certValidity, f.certRenewBefore, f.caPropagation)
+	}
+	if err := f.rotation().Validate(); err != nil {
+		return fmt.Errorf("%w: set --webhook-cert-validity > --webhook-cert-renew-before + --webhook-ca-propagation, and --webhook-cert-renew-before > --webhook-ca-propagation", err)
+	}
 	return nil
+}
+
+// rotation is the webhook options' certificate rotation settings.
+func (f *controllerFlags) rotation() controller.WebhookOptions {
+	return controller.WebhookOptions{CertValidity: f.certValidity, CertRenewBefore: f.certRenewBefore, CAPropagation: f.caPropagation}
 }
 
 // source is where the controller renders Istio from: a charts directory or
@@ -107,7 +124,8 @@ func (f *controllerFlags) webhook() controller.WebhookOptions {
 	if ns == "" {
 		return controller.WebhookOptions{}
 	}
-	o := controller.WebhookOptions{Addr: f.webhookAddr, URL: f.webhookURL, CertNamespace: ns}
+	o := f.rotation()
+	o.Addr, o.URL, o.CertNamespace = f.webhookAddr, f.webhookURL, ns
 	if f.webhookURL == "" {
 		svc := &webhook.ServiceRef{Namespace: f.namespace, Name: "meshroll-webhook"}
 		if f.webhookService != "" {

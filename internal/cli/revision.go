@@ -115,13 +115,7 @@ func checkInstallPath(cmd *cobra.Command, c controlplane.Clients, version string
 	if err != nil {
 		return err
 	}
-	var available []plan.Version
-	for _, r := range istio.Releases() {
-		if v, err := plan.ParseVersion(r.Version); err == nil {
-			available = append(available, v)
-		}
-	}
-	if _, err := controlplane.CheckPath(installed, to, available); err != nil {
+	if _, err := controlplane.CheckPath(installed, to, plan.Renderable()); err != nil {
 		if !force {
 			return fmt.Errorf("%w\n(override with --force --reason \"...\")", err)
 		}

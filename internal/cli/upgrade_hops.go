@@ -190,13 +190,7 @@ func newChain(f *upgradeFlags, snap *inventory.Snapshot) (*chain, error) {
 	if err1 != nil || err2 != nil {
 		return nil, nil
 	}
-	var available []plan.Version
-	for _, r := range istio.Releases() {
-		if v, err := plan.ParseVersion(r.Version); err == nil {
-			available = append(available, v)
-		}
-	}
-	path, err := plan.PlanPath(plan.PathRequest{From: []plan.Version{fromV}, To: toV, Strategy: plan.StrategyCanary, Available: available})
+	path, err := plan.PlanPath(plan.PathRequest{From: []plan.Version{fromV}, To: toV, Strategy: plan.StrategyCanary, Available: plan.Renderable()})
 	if err != nil || len(path.Hops) < 2 {
 		return nil, nil
 	}

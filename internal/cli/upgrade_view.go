@@ -17,11 +17,14 @@ import (
 // place under the event lines; otherwise (CI logs, pipes) plain lines, with a
 // progress line at every tenth of the way so logs stay short.
 type liveView struct {
-	mu       sync.Mutex
-	w        io.Writer
-	tty      bool
-	bar      bool
-	lastTick int
+	mu  sync.Mutex
+	w   io.Writer
+	tty bool
+	bar bool
+	// lastTick and lastRollback say which tenth of which measure was last
+	// printed: moves, or during a rollback the workloads put back.
+	lastTick     int
+	lastRollback bool
 }
 
 func newLiveView(w io.Writer) *liveView {
@@ -63,8 +66,16 @@ func (v *liveView) Progress(st *v1alpha1.MeshUpgradeStatus) {
 		v.bar = true
 		return
 	}
-	if tick := done * 10 / c.Total; tick != v.lastTick || done == c.Total {
-		v.lastTick = tick
+	// During a rollback the moved count falls as the rolled-back count
+	// rises, so done stands still (at the total when every move had
+	// ended): the tenths are counted on the workloads put back instead, or
+	// every single one would print a line.
+	measure, rollback := done, st.Phase == v1alpha1.PhaseRollingBack || st.Phase == v1alpha1.PhaseRolledBack
+	if rollback {
+		measure = c.RolledBack
+	}
+	if tick := measure * 10 / c.Total; tick != v.lastTick || rollback != v.lastRollback {
+		v.lastTick, v.lastRollback = tick, rollback
 		fmt.Fprintln(v.w, "progress  "+line)
 	}
 }

@@ -85,6 +85,16 @@ var CertRules = []Rule{
 	{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{WebhookSecret}, Verbs: []string{"get", "update"}}},
 }
 
+// FleetRules are a hub controller's only permission in its fleet namespace
+// (--fleet-members-namespace; the chart's fleet Role, written from them by
+// `make generate`): the FleetUpgrade reconciler lists and watches the
+// member Secrets (labelled meshroll.io/cluster, each a member's kubeconfig)
+// there while it leads, and never gets one. Neither verb can be limited by
+// name or label, so both stay in that one namespace.
+var FleetRules = []Rule{
+	rule("", []string{""}, []string{"secrets"}, []string{"list", "watch"}),
+}
+
 // Missing asks the API server, with one SelfSubjectAccessReview per verb and
 // resource of Rules (and of CertRules in certNamespace, unless it is ""),
 // which permissions the controller lacks; each is named as

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -48,5 +49,12 @@ func TestRulesLeastPrivilege(t *testing.T) {
 	}
 	if Rules[0].Why == "" {
 		t.Error("the first rule has no reason")
+	}
+	// The fleet Role: member Secrets are only ever listed and watched (by
+	// the reconciler's informer), never read one by one or written.
+	for i, r := range FleetRules {
+		if !slices.Equal(r.APIGroups, []string{""}) || !slices.Equal(r.Resources, []string{"secrets"}) || !slices.Equal(r.Verbs, []string{"list", "watch"}) {
+			t.Errorf("fleet rule %d grants more than listing and watching Secrets: %+v", i, r.PolicyRule)
+		}
 	}
 }

@@ -95,6 +95,14 @@ func (r *Reconciler) install(ctx context.Context, st *state) error {
 		r.stallOn(st, ReasonRevisionMissing, fmt.Sprintf("revision %s (spec.from) is not installed: nothing runs on it to migrate; fix spec.from (`meshroll revision list` shows the installed revisions)", mu.Spec.From))
 		return nil
 	}
+	target := mu.Spec.Version
+	if rev := snap.Revision(mu.Spec.To); rev != nil && rev.Version != "" {
+		target = rev.Version
+	}
+	if err := checkPath(snap.Revision(mu.Spec.From).Version, target); err != nil {
+		r.stallOn(st, ReasonPlanRefused, fmt.Sprintf("%v — nothing was installed or moved", err))
+		return nil
+	}
 	if rev := snap.Revision(mu.Spec.To); rev != nil && rev.ReadyReplicas > 0 {
 		return nil
 	}
@@ -157,8 +165,18 @@ func (r *Reconciler) plan(ctx context.Context, st *state) error {
 	if err != nil {
 		return err
 	}
+	// The VMs of spec.from move in the same waves as its pods, as with
+	// `meshroll upgrade`: left behind, they would keep From in use and the
+	// prune step would wait on them for ever.
+	vms, err := inventory.ReadVMs(ctx, r.Clients.Dynamic)
+	if err != nil {
+		if r.forbidden(st, err) {
+			return nil
+		}
+		return err
+	}
 	planned, err := upgrade.Start(ctx, fresh, upgrade.StartOptions{Store: r.Store, Snapshot: st.snap, NamespaceLabels: nsl,
-		ValidateGate: runner.Validate, Now: time.Now()})
+		VMs: vms, ValidateGate: runner.Validate, Now: time.Now()})
 	if err != nil {
 		if r.forbidden(st, err) {
 			return nil

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/upgrade"
@@ -19,9 +21,11 @@ import (
 )
 
 // WebhookOptions configure the revision-assignment webhook the controller
-// serves: every replica serves it (the chart's Service spreads admission
-// calls over them), the leader provisions and rotates its certificate and
-// registers it.
+// serves: every replica serves it behind the chart's Service, so any ready
+// replica can answer (the API server keeps one HTTP/2 connection per
+// webhook client, so one replica may carry most calls until that connection
+// is replaced; TestWebhookRotatesUnderLoad saw both replicas serve); the
+// leader provisions and rotates its certificate and registers it.
 type WebhookOptions struct {
 	// Addr is the listen address (e.g. ":9443"); "" serves no webhook.
 	Addr string
@@ -32,6 +36,45 @@ type WebhookOptions struct {
 	Service *webhook.ServiceRef
 	// CertNamespace holds the certificate Secret (WebhookSecret).
 	CertNamespace string
+	// CertValidity, CertRenewBefore and CAPropagation tune the leader's
+	// certificate rotation (webhook.Rotator's Validity, RenewBefore and
+	// Propagation; zero takes its defaults: a year, 30 days, 30 s).
+	CertValidity, CertRenewBefore, CAPropagation time.Duration
+}
+
+// rotator is the leader's certificate rotation with these options.
+func (o WebhookOptions) rotator(kube kubernetes.Interface, hosts []string) *webhook.Rotator {
+	return &webhook.Rotator{Kube: kube, Namespace: o.CertNamespace, Secret: WebhookSecret, Hosts: hosts,
+		Validity: o.CertValidity, RenewBefore: o.CertRenewBefore, Propagation: o.CAPropagation,
+		Publish: func(ctx context.Context, ca []byte) error { return webhook.Register(ctx, kube, o.registration(ca)) }}
+}
+
+// Validate refuses rotation settings under which a rotation cannot finish
+// in time (webhook.Rotator.Validate).
+func (o WebhookOptions) Validate() error {
+	return o.rotator(nil, nil).Validate()
+}
+
+// checkEvery is how often the leader looks at the certificate, and
+// reloadEvery how often every replica re-reads it: half the CA propagation
+// time (at least a second, at most a minute and 5 s; 15 s and 5 s by
+// default), so a staged rotation is promoted at most half a propagation
+// late, and short rotation settings (a test's) still leave every replica
+// time to serve a promoted certificate before the next rotation drops the
+// CA it replaced.
+func (o WebhookOptions) checkEvery() time.Duration {
+	return min(max(o.propagation()/2, time.Second), time.Minute)
+}
+
+func (o WebhookOptions) reloadEvery() time.Duration {
+	return min(max(o.propagation()/2, time.Second), 5*time.Second)
+}
+
+func (o WebhookOptions) propagation() time.Duration {
+	if o.CAPropagation > 0 {
+		return o.CAPropagation
+	}
+	return webhook.DefaultPropagation
 }
 
 // hosts are the names the serving certificate carries: the Service's DNS
@@ -78,28 +121,56 @@ type serveWebhook struct {
 	kube  kubernetes.Interface
 	cache client.Reader
 	log   logr.Logger
+	table *webhook.Table
+	h     *webhook.Handler
+}
+
+func newServeWebhook(o WebhookOptions, kube kubernetes.Interface, cache client.Reader, log logr.Logger) *serveWebhook {
+	table := webhook.NewTable()
+	return &serveWebhook{o: o, kube: kube, cache: cache, log: log, table: table, h: webhook.NewHandler(table, slog.New(logr.ToSlogHandler(log)))}
+}
+
+// register exports the handler's counters, so each replica's share of the
+// admission calls (and whether it patched them) is visible.
+func (s *serveWebhook) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "meshroll_webhook_requests_total",
+			Help: "Admission calls this replica's revision-assignment webhook answered."},
+			func() float64 { return float64(s.h.Stats().Requests) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "meshroll_webhook_patched_total",
+			Help: "Admission calls this replica answered with a patch of the pod template's istio.io/rev."},
+			func() float64 { return float64(s.h.Stats().Patched) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("failed to register the webhook metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // NeedLeaderElection is false: standbys answer admission calls too.
 func (s *serveWebhook) NeedLeaderElection() bool { return false }
 
-// Start provisions (or reads) the certificate, follows the Secret so a
-// rotation reaches this replica without a restart, keeps the assignment
-// table in step with the cached MeshUpgrades (a second: a status changes at
-// most that often) and serves until ctx ends.
+// Start waits for the leader to provision the certificate (or reads the
+// one there), follows the Secret so a rotation reaches this replica without
+// a restart, keeps the assignment table in step with the cached
+// MeshUpgrades (a second: a status changes at most that often) and serves
+// until ctx ends. It never writes the Secret (webhook.AwaitKeeper says why).
 func (s *serveWebhook) Start(ctx context.Context) error {
 	hosts, err := s.o.hosts()
 	if err != nil {
 		return err
 	}
-	cert, _, err := webhook.EnsureCert(ctx, s.kube, s.o.CertNamespace, WebhookSecret, hosts, time.Now())
+	keeper, err := webhook.AwaitKeeper(ctx, s.kube, s.o.CertNamespace, WebhookSecret, hosts, time.Second)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
-	keeper := webhook.NewKeeper(cert)
 	onErr := func(err error) { s.log.Error(err, "assignment webhook") }
-	go keeper.Follow(ctx, s.kube, s.o.CertNamespace, WebhookSecret, 5*time.Second, onErr)
-	table := webhook.NewTable()
+	go keeper.Follow(ctx, s.kube, s.o.CertNamespace, WebhookSecret, s.o.reloadEvery(), onErr)
+	table := s.table
 	go func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
@@ -117,8 +188,7 @@ func (s *serveWebhook) Start(ctx context.Context) error {
 			}
 		}
 	}()
-	h := webhook.NewHandler(table, slog.New(logr.ToSlogHandler(s.log)))
-	return webhook.ServeRotating(ctx, s.o.Addr, keeper, h, func(addr string) {
+	return webhook.ServeRotating(ctx, s.o.Addr, keeper, s.h, func(addr string) {
 		s.log.Info("assignment webhook serving", "addr", addr)
 	})
 }
@@ -132,8 +202,7 @@ func rotateWebhook(o WebhookOptions, kube kubernetes.Interface, log logr.Logger)
 		if err != nil {
 			return err
 		}
-		rot := &webhook.Rotator{Kube: kube, Namespace: o.CertNamespace, Secret: WebhookSecret, Hosts: hosts,
-			Publish: func(ctx context.Context, ca []byte) error { return webhook.Register(ctx, kube, o.registration(ca)) }}
+		rot := o.rotator(kube, hosts)
 		for {
 			s, err := rot.Check(ctx)
 			if err == nil {
@@ -149,7 +218,7 @@ func rotateWebhook(o WebhookOptions, kube kubernetes.Interface, log logr.Logger)
 			}
 		}
 		log.Info("assignment webhook registered", "url", o.URL, "service", o.Service)
-		rot.Run(ctx, time.Minute, func(err error) { log.Error(err, "assignment webhook certificate") })
+		rot.Run(ctx, o.checkEvery(), func(err error) { log.Error(err, "assignment webhook certificate") })
 		return nil
 	}
 }
@@ -165,8 +234,15 @@ func addWebhook(mgr manager.Manager, o WebhookOptions, kube kubernetes.Interface
 	if _, err := o.hosts(); err != nil {
 		return err
 	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	log = log.WithName("webhook")
-	if err := mgr.Add(&serveWebhook{o: o, kube: kube, cache: mgr.GetCache(), log: log}); err != nil {
+	serve := newServeWebhook(o, kube, mgr.GetCache(), log)
+	if err := serve.register(metrics.Registry); err != nil {
+		return err
+	}
+	if err := mgr.Add(serve); err != nil {
 		return fmt.Errorf("failed to add the assignment webhook: %w", err)
 	}
 	if err := mgr.Add(rotateWebhook(o, kube, log)); err != nil {

@@ -59,13 +59,13 @@ func (e *NotInstalledError) Error() string {
 }
 
 // Remove deletes a revision that nothing uses any more: it refuses (with an
-// *InUseError listing every referrer in snap) while pods, namespaces, tags,
-// gateways or the default webhooks still refer to it. Otherwise it deletes
-// every object the revision's record lists, in reverse apply order with
-// foreground propagation, waits until they are gone, deletes the record, and
-// verifies that no Istio webhook is left labelled with the revision or
-// calling its istiod Service (a dangling webhook fails every pod creation it
-// matches: istio/istio#35590).
+// *InUseError listing every referrer in snap and every VM of the cluster)
+// while pods, namespaces, tags, gateways, VMs or the default webhooks still
+// refer to it. Otherwise it deletes every object the revision's record
+// lists, in reverse apply order with foreground propagation, waits until
+// they are gone, deletes the record, and verifies that no Istio webhook is
+// left labelled with the revision or calling its istiod Service (a dangling
+// webhook fails every pod creation it matches: istio/istio#35590).
 func Remove(ctx context.Context, c Clients, snap *inventory.Snapshot, opts RemoveOptions) (*RemoveResult, error) {
 	rev := opts.Revision
 	if opts.Namespace == "" {
@@ -81,7 +81,17 @@ func Remove(ctx context.Context, c Clients, snap *inventory.Snapshot, opts Remov
 	if !found {
 		return nil, notInstalled(snap, opts.Namespace, rev)
 	}
-	if refs := Referrers(snap, rev, rec.Objects); len(refs) > 0 {
+	refs := Referrers(snap, rev, rec.Objects)
+	if c.Dynamic != nil {
+		// VMs are not in the snapshot (their WorkloadEntries are read
+		// only here and by the VM commands): a VM on rev keeps it in use.
+		vms, err := inventory.ReadVMs(ctx, c.Dynamic)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, VMReferrers(vms, rev)...)
+	}
+	if len(refs) > 0 {
 		return nil, &InUseError{Revision: rev, Referrers: refs}
 	}
 	a := NewApplier(c.Dynamic, c.Kube.Discovery(), opts.DryRun)

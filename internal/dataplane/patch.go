@@ -168,3 +168,24 @@ func orNull(s *string) any {
 	}
 	return *s
 }
+
+// MovedOver lists the earlier upgrades whose moves the workload's current
+// move was made over, newest first, read from its previous-template
+// annotation. It is causal evidence of order where timestamps (whole
+// seconds) cannot tell two quick upgrades apart: an upgrade named here ran
+// before the one whose label the workload carries.
+func MovedOver(annotations map[string]string) []string {
+	raw, ok := annotations[AnnotationPrevious]
+	if !ok {
+		return nil
+	}
+	var prev Previous
+	if json.Unmarshal([]byte(raw), &prev) != nil {
+		return nil
+	}
+	var out []string
+	for p := &prev; p != nil && p.Upgrade != nil; p = p.Prior {
+		out = append(out, *p.Upgrade)
+	}
+	return out
+}

@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -380,6 +382,30 @@ func assertSameMeta(t *testing.T, want, got *appsv1.Deployment) {
 	} {
 		if diff := cmp.Diff(c.want, c.got, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("%s after restore (-original +restored):\n%s", c.what, diff)
+		}
+	}
+}
+
+func TestMovedOver(t *testing.T) {
+	a, b := "a", "b"
+	ann := func(p Previous) map[string]string {
+		raw, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]string{AnnotationPrevious: string(raw)}
+	}
+	for name, tt := range map[string]struct {
+		in   map[string]string
+		want []string
+	}{
+		"no annotation":   {nil, nil},
+		"first move":      {ann(Previous{}), nil},
+		"over two":        {ann(Previous{Upgrade: &b, Prior: &Previous{Upgrade: &a, Prior: &Previous{}}}), []string{"b", "a"}},
+		"unreadable JSON": {map[string]string{AnnotationPrevious: "{"}, nil},
+	} {
+		if got := MovedOver(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: MovedOver = %q, want %q", name, got, tt.want)
 		}
 	}
 }

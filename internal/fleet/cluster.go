@@ -155,9 +155,20 @@ func LoadSecrets(ctx context.Context, hub kubernetes.Interface, namespace string
 	if err != nil {
 		return nil, fmt.Errorf("failed to list member Secrets in namespace %q of the hub: %w", namespace, err)
 	}
-	out := make([]Cluster, 0, len(list.Items))
+	secrets := make([]*corev1.Secret, len(list.Items))
 	for i := range list.Items {
-		c, err := FromSecret(&list.Items[i])
+		secrets[i] = &list.Items[i]
+	}
+	return FromSecrets(secrets, namespace)
+}
+
+// FromSecrets turns the member Secrets of a hub namespace into its
+// clusters, sorted by name; a broken Secret or a name used twice is an
+// error naming it.
+func FromSecrets(secrets []*corev1.Secret, namespace string) ([]Cluster, error) {
+	out := make([]Cluster, 0, len(secrets))
+	for _, s := range secrets {
+		c, err := FromSecret(s)
 		if err != nil {
 			return nil, err
 		}

@@ -26,7 +26,7 @@ import (
 // Reconciler drives FleetUpgrades from the hub's `meshroll controller`: each
 // reconcile is one Session.Step, the decision the CLI's foreground run loops
 // over, and a wait (a soak, a member run, an approval) is a requeue, never a
-// sleep. Members are the hub's Secrets, reread every reconcile. Member runs
+// sleep. Members are the hub's Secrets, watched while this replica leads. Member runs
 // take minutes, longer than a reconcile, so they belong to a session that
 // lives on the manager's context (Start) while this replica leads; a
 // per-FleetUpgrade Lease keeps a CLI run and the controller from driving one
@@ -57,6 +57,8 @@ type Reconciler struct {
 	mu       sync.Mutex
 	base     context.Context
 	sessions map[string]*session
+	// members is the informer on the member Secrets, started with Start.
+	members *memberInformer
 }
 
 // session is one FleetUpgrade this replica drives: the engine's session and
@@ -84,12 +86,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Start keeps the context member runs live on while this replica leads (a
 // leader-election runnable); when it ends, every session stops.
 func (r *Reconciler) Start(ctx context.Context) error {
+	members := startMembers(ctx, r)
 	r.mu.Lock()
-	r.base = ctx
+	r.base, r.members = ctx, members
 	r.mu.Unlock()
 	<-ctx.Done()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.members = nil
 	for name, s := range r.sessions {
 		s.Stop()
 		s.release()
@@ -127,7 +131,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.drop(req.Name)
 		return ctrl.Result{}, nil
 	}
-	clusters, err := LoadSecrets(ctx, r.Hub, r.Namespace)
+	clusters, err := r.loadMembers(ctx)
 	if err != nil {
 		// A missing or broken member Secret: nothing is touched; the Secret
 		// may be fixed without a spec edit, so look again later.

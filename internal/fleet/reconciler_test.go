@@ -2,14 +2,21 @@ package fleet
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -143,5 +150,105 @@ func TestReconcilerMissingMembersIsACondition(t *testing.T) {
 	}
 	if len(rec.Events) != 1 {
 		t.Errorf("%d events, want one warning", len(rec.Events))
+	}
+}
+
+// TestDefectMemberSecretsListedEveryPoll: the hub controller listed every
+// member Secret (each a kubeconfig) at each reconcile, i.e. every poll of
+// every running FleetUpgrade. It now lists them once while it leads and
+// follows changes through a watch: a member added later is still planned.
+func TestDefectMemberSecretsListedEveryPoll(t *testing.T) {
+	spec := fixtureSpec()
+	spec.Paused = true
+	fu := &v1alpha1.FleetUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "fu"}, Spec: spec}
+	store := newFakeStore(t, fu)
+	hub := hubWith(fixtureClusters())
+	var lists atomic.Int32
+	hub.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		lists.Add(1)
+		return false, nil, nil
+	})
+	d := &flakyDriver{runs: map[string]int{}, done: map[string]bool{}}
+	r := &Reconciler{Store: store, Hub: hub, Namespace: DefaultNamespace, Driver: d, Observe: d.observe,
+		Recorder: events.NewFakeRecorder(100), Identity: "test/1/1", Poll: time.Millisecond}
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go func() { _ = r.Start(ctx) }()
+	for !r.running() {
+		time.Sleep(time.Millisecond)
+	}
+	if calls, _ := reconcileUntil(t, r, 20); calls < 20 {
+		t.Fatalf("a paused FleetUpgrade ended after %d reconciles", calls)
+	}
+	if n := lists.Load(); n != 1 {
+		t.Errorf("member Secrets listed %d times in 20 reconciles, want once", n)
+	}
+
+	// A member registered after the informer's list is seen through its watch.
+	late := Cluster{Name: "late", Labels: map[string]string{"env": "prod"}}
+	if _, err := hub.CoreV1().Secrets(DefaultNamespace).Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "late-kubeconfig", Namespace: DefaultNamespace, Labels: map[string]string{LabelCluster: late.Name, "env": "prod"}},
+		Data:       map[string][]byte{KeyValue: []byte("apiVersion: v1\nkind: Config\n")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		cs, err := r.loadMembers(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = names[:0]
+		for _, c := range cs {
+			names = append(names, c.Name)
+		}
+		if slices.Contains(names, late.Name) {
+			break
+		}
+	}
+	if !slices.Contains(names, late.Name) || len(names) != len(fixtureClusters())+1 {
+		t.Errorf("members after a Secret was added: %v, want the fixture's and %q", names, late.Name)
+	}
+	if n := lists.Load(); n != 1 {
+		t.Errorf("member Secrets listed %d times, want once", n)
+	}
+}
+
+// TestMembersReadDirectlyWhileWatchFails: with a Role that grants list but
+// not watch, the informer lists once and never hears of a change; while
+// its watch fails the members are read straight from the hub, so a member
+// registered later is still seen.
+func TestMembersReadDirectlyWhileWatchFails(t *testing.T) {
+	hub := hubWith(fixtureClusters())
+	hub.PrependWatchReactor("secrets", func(k8stesting.Action) (bool, watch.Interface, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), "", errors.New("watch not granted"))
+	})
+	r := &Reconciler{Hub: hub, Namespace: DefaultNamespace}
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go func() { _ = r.Start(ctx) }()
+	for !r.running() {
+		time.Sleep(time.Millisecond)
+	}
+	for end := time.Now().Add(10 * time.Second); r.members.failed.Load() == 0 && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.members.failed.Load() == 0 {
+		t.Fatal("the refused watch was never reported")
+	}
+	if _, err := hub.CoreV1().Secrets(DefaultNamespace).Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "late-kubeconfig", Namespace: DefaultNamespace, Labels: map[string]string{LabelCluster: "late"}},
+		Data:       map[string][]byte{KeyValue: []byte("apiVersion: v1\nkind: Config\n")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := r.loadMembers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Name)
+	}
+	if !slices.Contains(names, "late") {
+		t.Errorf("members %v lack the one registered after the refused watch", names)
 	}
 }

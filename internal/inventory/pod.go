@@ -148,7 +148,17 @@ type evidence struct {
 	// injector writes and when its injector webhook appeared.
 	versions        map[string]string
 	injectorCreated map[string]time.Time
+	// statusRevs remembers the revision read from each distinct
+	// sidecar.istio.io/status annotation: the injector writes the same
+	// text into every pod of a template, so thousands of pods share a
+	// handful of values, and decoding each pod's JSON was about 6% of the
+	// client's CPU in a 2,000-pod status read. Bounded; used from one
+	// goroutine (the fold).
+	statusRevs map[string]string
 }
+
+// maxStatusRevs bounds evidence.statusRevs.
+const maxStatusRevs = 1024
 
 // attribute names the revision that injected a pod's sidecar and the
 // evidence for it (see the package documentation for the order), or
@@ -158,11 +168,8 @@ func (e *evidence) attribute(pod *corev1.Pod, proxy *corev1.Container, k *podKey
 		return rev, EvidenceAnnotation
 	}
 	if status := pod.Annotations[istio.AnnotationSidecarStatus]; status != "" {
-		var s struct {
-			Revision string `json:"revision"`
-		}
-		if json.Unmarshal([]byte(status), &s) == nil && s.Revision != "" {
-			return s.Revision, EvidenceStatus
+		if rev := e.statusRevision(status); rev != "" {
+			return rev, EvidenceStatus
 		}
 	}
 	if rev := discoveryRevision(proxy); rev != "" {
@@ -181,6 +188,29 @@ func (e *evidence) attribute(pod *corev1.Pod, proxy *corev1.Container, k *podKey
 		return inj.Revision, EvidenceSelection
 	}
 	return RevisionUnknown, EvidenceNone
+}
+
+// statusRevision is the revision a sidecar.istio.io/status annotation
+// names, "" when it names none or is not JSON. e may be nil.
+func (e *evidence) statusRevision(status string) string {
+	if e != nil {
+		if rev, ok := e.statusRevs[status]; ok {
+			return rev
+		}
+	}
+	var s struct {
+		Revision string `json:"revision"`
+	}
+	if json.Unmarshal([]byte(status), &s) != nil {
+		s.Revision = ""
+	}
+	if e != nil && len(e.statusRevs) < maxStatusRevs {
+		if e.statusRevs == nil {
+			e.statusRevs = map[string]string{}
+		}
+		e.statusRevs[status] = s.Revision
+	}
+	return s.Revision
 }
 
 // discoveryRevision reads the istiod a sidecar talks to from the proxy

@@ -47,3 +47,52 @@ func BenchmarkPodTally(b *testing.B) {
 		}
 	}
 }
+
+// TestStatusRevisionRemembered: pods of one template share their
+// sidecar.istio.io/status text, so its revision is decoded once; what is
+// remembered gives the same answer as decoding, garbage included, and the
+// memory stays bounded.
+func TestStatusRevisionRemembered(t *testing.T) {
+	e := &evidence{}
+	for range 2 {
+		if got := e.statusRevision(`{"revision":"canary"}`); got != "canary" {
+			t.Errorf("statusRevision = %q, want canary", got)
+		}
+		if got := e.statusRevision(`{"revision":`); got != "" {
+			t.Errorf("statusRevision of broken JSON = %q, want none", got)
+		}
+	}
+	if len(e.statusRevs) != 2 {
+		t.Errorf("remembered %d texts, want 2", len(e.statusRevs))
+	}
+	for i := range maxStatusRevs + 10 {
+		e.statusRevision(fmt.Sprintf(`{"revision":"r%d"}`, i))
+	}
+	if len(e.statusRevs) > maxStatusRevs {
+		t.Errorf("remembered %d texts, more than the bound %d", len(e.statusRevs), maxStatusRevs)
+	}
+	if got := e.statusRevision(`{"revision":"r1030"}`); got != "r1030" {
+		t.Errorf("statusRevision past the bound = %q, want r1030", got)
+	}
+	var none *evidence
+	if got := none.statusRevision(`{"revision":"x"}`); got != "x" {
+		t.Errorf("nil evidence: statusRevision = %q, want x", got)
+	}
+}
+
+// BenchmarkStatusRevision compares reading a sidecar's revision from its
+// sidecar.istio.io/status annotation decoded every time (no evidence, the
+// baseline) with the remembered reading Read uses.
+func BenchmarkStatusRevision(b *testing.B) {
+	const status = `{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"],"imagePullSecrets":null,"revision":"1-23-2"}`
+	for name, e := range map[string]*evidence{"decoded": nil, "remembered": {}} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if e.statusRevision(status) != "1-23-2" {
+					b.Fatal("wrong revision")
+				}
+			}
+		})
+	}
+}

@@ -78,7 +78,7 @@ func newView(u *v1alpha1.MeshUpgrade, now time.Time) view {
 		Skipped:     st.Skipped,
 		Namespaces:  st.Namespaces,
 		Tags:        st.Tags,
-		History:     st.History,
+		History:     byTime(st.History),
 	}
 	if v.Phase == "" {
 		v.Phase = v1alpha1.PhasePending
@@ -236,4 +236,14 @@ func VMCounts(ws []v1alpha1.WorkloadStatus) v1alpha1.Counts {
 		}
 	}
 	return v1alpha1.Tally(vms)
+}
+
+// byTime orders a run's history by when each event happened. The engine
+// appends an event when it records it, which is not always when it
+// happened: steps left out of the run (Skipped) are recorded with the time
+// the plan was frozen, after the install step's first events.
+func byTime(h []v1alpha1.Event) []v1alpha1.Event {
+	out := slices.Clone(h)
+	slices.SortStableFunc(out, func(a, b v1alpha1.Event) int { return a.At.Compare(b.At.Time) })
+	return out
 }

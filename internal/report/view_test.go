@@ -1,10 +1,12 @@
 package report
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 )
@@ -86,5 +88,30 @@ func TestViewCountsFallback(t *testing.T) {
 	u.Status.Counts = v1alpha1.Counts{}
 	if diff := cmp.Diff(want, newView(u, time.Time{}).Counts); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
+	}
+}
+
+// TestDefectTimelineOutOfTimeOrder: the report's timeline listed events in
+// the order the engine appended them, so a step left out of the run
+// (recorded Skipped with the plan's time) showed 19:10:03 after 19:10:08.
+// The view orders them by time; events at the same time keep their order.
+func TestDefectTimelineOutOfTimeOrder(t *testing.T) {
+	at := func(s int) metav1.Time { return metav1.NewTime(time.Date(2026, 12, 3, 19, 10, s, 0, time.UTC)) }
+	u := &v1alpha1.MeshUpgrade{Status: v1alpha1.MeshUpgradeStatus{History: []v1alpha1.Event{
+		{At: at(6), Type: "step", Message: "install running"},
+		{At: at(8), Type: "step", Message: "install done"},
+		{At: at(3), Type: "step", Message: "prune skipped"},
+		{At: at(8), Type: "wave", Message: "wave 1 started"},
+	}}}
+	var got []string
+	for _, e := range newView(u, time.Time{}).History {
+		got = append(got, e.Message)
+	}
+	want := "prune skipped|install running|install done|wave 1 started"
+	if strings.Join(got, "|") != want {
+		t.Errorf("timeline = %q, want %q", strings.Join(got, "|"), want)
+	}
+	if u.Status.History[2].Message != "prune skipped" {
+		t.Error("the view reordered the MeshUpgrade's own history")
 	}
 }

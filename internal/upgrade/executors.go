@@ -63,7 +63,7 @@ func (x Executors) Switcher() *gateway.Switcher {
 
 // RemoveRevision is the prune step's executor: it reads the cluster again,
 // so controlplane.Remove refuses while anything (pods, pod templates,
-// namespaces, tags, gateways, webhooks) still references rev.
+// namespaces, tags, gateways, webhooks, VMs) still references rev.
 func (x Executors) RemoveRevision(ctx context.Context, rev string) error {
 	snap, err := inventory.Read(ctx, x.Inventory, time.Now())
 	if err != nil {

@@ -76,7 +76,7 @@ func (r *run) moveTags(ctx context.Context) stepResult {
 // prune is the prune step: remove From once nothing references it. It comes
 // only after the last wave's bake and the tags step; RemoveRevision reads the
 // cluster again and refuses while any pod, pod template, namespace, tag,
-// gateway or webhook references From. A refusal does not fail the run (every
+// gateway, webhook or VM references From. A refusal does not fail the run (every
 // workload did move): it is recorded with every referrer and the command
 // that clears it. The returned message joins the run's final message.
 func (r *run) prune(ctx context.Context) (stepResult, string) {

@@ -33,6 +33,11 @@ type RollbackFacts struct {
 	// MovedBy maps a workload ("Kind namespace/name") carrying another
 	// upgrade's meshroll.io/upgrade label to that upgrade.
 	MovedBy map[string]string
+	// MovedOverMine are the other upgrades found to have moved a workload
+	// over this upgrade's move (its marks sit in the workload's
+	// previous-template annotation): they ran after this one whatever
+	// their timestamps say.
+	MovedOverMine map[string]bool
 	// NamespaceRev maps a namespace to its istio.io/rev label ("" when absent).
 	NamespaceRev map[string]string
 	// TagRev maps a revision tag to the revision it points at.
@@ -46,7 +51,7 @@ type RollbackFacts struct {
 // LISTs whatever the number of workloads. others may be nil (no other
 // MeshUpgrade is then considered, only what the cluster's labels say).
 func ReadRollbackFacts(ctx context.Context, kube kubernetes.Interface, others Lister, mu *v1alpha1.MeshUpgrade) (RollbackFacts, error) {
-	f := RollbackFacts{MovedBy: map[string]string{}, NamespaceRev: map[string]string{}, TagRev: map[string]string{}, GatewayRev: map[string]string{}}
+	f := RollbackFacts{MovedBy: map[string]string{}, MovedOverMine: map[string]bool{}, NamespaceRev: map[string]string{}, TagRev: map[string]string{}, GatewayRev: map[string]string{}}
 	var err error
 	if f.Installed, err = installedRevisions(ctx, kube); err != nil {
 		return f, err
@@ -66,7 +71,11 @@ func ReadRollbackFacts(ctx context.Context, kube kubernetes.Interface, others Li
 	apps := kube.AppsV1()
 	mark := func(kind string, items []metav1.ObjectMeta) {
 		for _, m := range items {
-			f.MovedBy[kind+" "+m.Namespace+"/"+m.Name] = m.Labels[dataplane.LabelUpgrade]
+			by := m.Labels[dataplane.LabelUpgrade]
+			f.MovedBy[kind+" "+m.Namespace+"/"+m.Name] = by
+			if slices.Contains(dataplane.MovedOver(m.Annotations), mu.Name) {
+				f.MovedOverMine[by] = true
+			}
 		}
 	}
 	deps, err := apps.Deployments("").List(ctx, sel)
@@ -173,11 +182,15 @@ func CheckRollback(mu *v1alpha1.MeshUpgrade, f RollbackFacts) error {
 	earlier := map[string]bool{}
 	for i := range f.Others {
 		o := &f.Others[i]
-		earlier[o.Name] = o.Status.Phase == v1alpha1.PhaseRolledBack || !startedAfter(o, mu)
+		// Timestamps are whole seconds: two upgrades of a few workloads
+		// can start in the same one, so a move found made over ours
+		// decides first.
+		earlier[o.Name] = o.Status.Phase == v1alpha1.PhaseRolledBack || (!f.MovedOverMine[o.Name] && !startedAfter(o, mu))
 	}
 	for ref, by := range f.MovedBy {
 		// A workload still labelled by an earlier upgrade is one this run
-		// recorded but never patched (a kill before the write): no conflict.
+		// recorded but never patched (a kill before the write) or one its
+		// own interrupted rollback already handed back: no conflict.
 		if mine[ref] && !earlier[by] {
 			later[by] = append(later[by], ref)
 		}

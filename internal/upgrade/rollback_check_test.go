@@ -93,3 +93,36 @@ func TestGatewayFlips(t *testing.T) {
 		t.Errorf("GatewayFlips = %+v, want only a/edge from %s to %s", got, revOld, revNew)
 	}
 }
+
+// TestDefectSameSecondLaterUpgradeTakenForEarlier: a MeshUpgrade's start is
+// recorded in whole seconds, so a later upgrade B of a few workloads that
+// started in the same second as A was taken for an earlier one, and
+// rolling back A undid B (seen in CI: TestDefect2RollbackRefused). B's move
+// made over A's, found in the workload's previous-template marks, now
+// decides the order. A workload A moved that carries an earlier upgrade's
+// label again, because A's own rollback was killed after handing it back,
+// is no conflict (TestKilledAndResumed caught a first fix refusing that).
+func TestDefectSameSecondLaterUpgradeTakenForEarlier(t *testing.T) {
+	same := metav1.NewTime(freezeNow)
+	upgradeAt := func(name string, phase v1alpha1.Phase) *v1alpha1.MeshUpgrade {
+		mu := meshUpgrade(name, sizeCount(1))
+		mu.Status.StartedAt, mu.Status.Phase = &same, phase
+		mu.Status.Workloads = []v1alpha1.WorkloadStatus{{Kind: "Deployment", Namespace: "shop", Name: "web", Wave: 1, Outcome: v1alpha1.OutcomeSucceeded}}
+		return mu
+	}
+	a, b := upgradeAt("a", v1alpha1.PhaseRollingBack), upgradeAt("b", v1alpha1.PhaseSucceeded)
+	if startedAfter(b, a) || startedAfter(a, b) {
+		t.Fatal("the fixture must have b and a start in the same second with the same creation time")
+	}
+	installed := map[string]bool{revOld: true, revNew: true}
+	err := CheckRollback(a, RollbackFacts{Installed: installed, Others: []v1alpha1.MeshUpgrade{*b},
+		MovedBy: map[string]string{"Deployment shop/web": "b"}, MovedOverMine: map[string]bool{"b": true}})
+	if err == nil || !strings.Contains(err.Error(), `MeshUpgrade "b"`) || !strings.Contains(err.Error(), "meshroll rollback b") {
+		t.Errorf("rollback of a after b moved over it in the same second: %v; want a refusal naming b", err)
+	}
+	// b ran before a; a's killed rollback handed shop/web back to b.
+	if err := CheckRollback(a, RollbackFacts{Installed: installed, Others: []v1alpha1.MeshUpgrade{*b},
+		MovedBy: map[string]string{"Deployment shop/web": "b"}}); err != nil {
+		t.Errorf("rerun of a's interrupted rollback refused: %v", err)
+	}
+}

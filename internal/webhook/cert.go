@@ -27,11 +27,13 @@ import (
 // for other names. Renewal therefore replaces the CA too, and the caller must
 // Register again with the new caBundle (it does so on every start anyway).
 const (
-	certValidity = 365 * 24 * time.Hour
-	// renewBefore is how long a stored certificate must still be valid to be
-	// reused: a month leaves room for a process started now to run long
-	// before its certificate expires.
-	renewBefore = 30 * 24 * time.Hour
+	// DefaultCertValidity is each issued certificate's (and its CA's)
+	// lifetime unless a Rotator sets Validity.
+	DefaultCertValidity = 365 * 24 * time.Hour
+	// DefaultRenewBefore is how long a stored certificate must still be
+	// valid to be reused: a month leaves room for a process started now to
+	// run long before its certificate expires.
+	DefaultRenewBefore = 30 * 24 * time.Hour
 	// clockSkew backdates NotBefore so API servers with a slightly slow clock
 	// accept a certificate issued a moment ago.
 	clockSkew = time.Hour
@@ -56,6 +58,13 @@ const CACertKey = "ca.crt"
 // reads again, so racing starters converge on whichever certificate was
 // written first and all of them return that one.
 func EnsureCert(ctx context.Context, kube kubernetes.Interface, namespace, secretName string, hosts []string, now time.Time) (tls.Certificate, []byte, error) {
+	return ensureCert(ctx, kube, namespace, secretName, hosts, now, DefaultCertValidity, DefaultRenewBefore)
+}
+
+// ensureCert is EnsureCert issuing certificates valid for validity and
+// reusing a stored one valid for longer than reuseFor (the Rotator's
+// settings).
+func ensureCert(ctx context.Context, kube kubernetes.Interface, namespace, secretName string, hosts []string, now time.Time, validity, reuseFor time.Duration) (tls.Certificate, []byte, error) {
 	if len(hosts) == 0 {
 		return tls.Certificate{}, nil, fmt.Errorf("failed to ensure certificate %s/%s: no hosts", namespace, secretName)
 	}
@@ -68,12 +77,12 @@ func EnsureCert(ctx context.Context, kube kubernetes.Interface, namespace, secre
 		case err != nil:
 			return tls.Certificate{}, nil, fmt.Errorf("failed to get secret %s/%s: %w", namespace, secretName, err)
 		default:
-			if pair, caPEM, err := usableCert(existing, hosts, now); err == nil {
+			if pair, caPEM, err := checkCert(existing, hosts, now, now.Add(reuseFor)); err == nil {
 				return pair, caPEM, nil
 			}
 		}
 
-		certPEM, keyPEM, caPEM, err := issueCert(hosts, now)
+		certPEM, keyPEM, caPEM, err := issueCertFor(hosts, now, validity)
 		if err != nil {
 			return tls.Certificate{}, nil, err
 		}
@@ -123,16 +132,9 @@ func mergeLabels(have, ours map[string]string) map[string]string {
 	return out
 }
 
-// usableCert returns the Secret's key pair and CA when they can be served to
-// the hosts for longer than renewBefore.
-func usableCert(s *corev1.Secret, hosts []string, now time.Time) (tls.Certificate, []byte, error) {
-	// Verifying at now+renewBefore checks the CA and leaf lifetimes together.
-	return checkCert(s, hosts, now, now.Add(renewBefore))
-}
-
 // checkCert returns the Secret's key pair and CA when the certificate is
 // valid from now until at least until, chains to the CA bundle and names
-// every host.
+// every host. Verifying at until checks the CA and leaf lifetimes together.
 func checkCert(s *corev1.Secret, hosts []string, now, until time.Time) (tls.Certificate, []byte, error) {
 	caPEM := s.Data[CACertKey]
 	pair, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey])
@@ -162,7 +164,7 @@ func checkCert(s *corev1.Secret, hosts []string, now, until time.Time) (tls.Cert
 // issueCert makes a fresh CA and a serving certificate for hosts signed by it,
 // both ECDSA P-256 and valid for a year, and returns the PEM encodings.
 func issueCert(hosts []string, now time.Time) (certPEM, keyPEM, caPEM []byte, err error) {
-	return issueCertFor(hosts, now, certValidity)
+	return issueCertFor(hosts, now, DefaultCertValidity)
 }
 
 // issueCertFor is issueCert with a chosen validity (the Rotator's).

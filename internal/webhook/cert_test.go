@@ -26,7 +26,7 @@ func TestEnsureCert(t *testing.T) {
 	}{
 		{name: "reused when valid", secondAt: now.Add(24 * time.Hour), hosts2: hosts, wantReuse: true},
 		{name: "reused with a subset of hosts", secondAt: now, hosts2: hosts[1:], wantReuse: true},
-		{name: "renewed inside the last 30 days", secondAt: now.Add(certValidity - renewBefore + time.Hour), hosts2: hosts},
+		{name: "renewed inside the last 30 days", secondAt: now.Add(DefaultCertValidity - DefaultRenewBefore + time.Hour), hosts2: hosts},
 		{name: "renewed for a new host", secondAt: now, hosts2: append([]string{"other.example"}, hosts...)},
 		{name: "renewed when issued in the future", secondAt: now.Add(-2 * clockSkew), hosts2: hosts},
 	}
@@ -134,7 +134,7 @@ func checkServing(t *testing.T, der, caPEM []byte, hosts []string, now time.Time
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	for _, at := range []time.Time{now, now.Add(renewBefore)} {
+	for _, at := range []time.Time{now, now.Add(DefaultRenewBefore)} {
 		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 			t.Errorf("verify at %s: %v", at, err)
 		}

@@ -79,3 +79,35 @@ func (k *Keeper) Follow(ctx context.Context, kube kubernetes.Interface, namespac
 		}
 	}
 }
+
+// AwaitKeeper waits until the Secret namespace/name holds a certificate that
+// can be served to hosts now, checking every interval, and returns a Keeper
+// serving it. It never writes: the leader's Rotator is the Secret's only
+// writer. A replica that issued a certificate itself when the stored one was
+// inside its renewal window would replace a certificate whose CA the API
+// servers trust with one whose CA nobody published, and every admission
+// call reaching a replica that loads it would fail (open) until the next
+// rotation.
+func AwaitKeeper(ctx context.Context, kube kubernetes.Interface, namespace, name string, hosts []string, interval time.Duration) (*Keeper, error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last error
+	for {
+		s, err := kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			if _, _, err = verifyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], s.Data[CACertKey], hosts, time.Now()); err == nil {
+				k := &Keeper{}
+				if _, err := k.Load(s); err != nil {
+					return nil, err
+				}
+				return k, nil
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("failed to wait for a servable certificate in secret %s/%s (last: %v): %w", namespace, name, last, ctx.Err())
+		case <-t.C:
+		}
+	}
+}

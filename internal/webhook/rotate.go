@@ -62,29 +62,59 @@ func (r *Rotator) now() time.Time {
 	return time.Now()
 }
 
+// DefaultPropagation is how long a new CA is published before the
+// certificate it signs is served, unless a Rotator sets Propagation.
+const DefaultPropagation = 30 * time.Second
+
 func (r *Rotator) propagation() time.Duration {
 	if r.Propagation > 0 {
 		return r.Propagation
 	}
-	return 30 * time.Second
+	return DefaultPropagation
+}
+
+func (r *Rotator) renewBefore() time.Duration {
+	if r.RenewBefore > 0 {
+		return r.RenewBefore
+	}
+	return DefaultRenewBefore
+}
+
+func (r *Rotator) validity() time.Duration {
+	if r.Validity > 0 {
+		return r.Validity
+	}
+	return DefaultCertValidity
+}
+
+// Validate refuses settings under which a rotation cannot finish in time:
+// a staged certificate must be promoted (Propagation) before the serving
+// one expires (RenewBefore), and a new certificate must outlive its own
+// renewal window, or every Check would start another rotation.
+func (r *Rotator) Validate() error {
+	p, rb, v := r.propagation(), r.renewBefore(), r.validity()
+	if rb <= p {
+		return fmt.Errorf("invalid webhook certificate renewal: renew-before %s must exceed the CA propagation time %s, or the certificate expires before its successor is served", rb, p)
+	}
+	if v <= rb+p {
+		return fmt.Errorf("invalid webhook certificate validity %s: it must exceed renew-before %s plus the CA propagation time %s, or every check starts a new rotation", v, rb, p)
+	}
+	return nil
 }
 
 // Check does whatever the Secret's state calls for, once: provisions a
 // missing or unusable certificate, starts a rotation of one that expires
-// within RenewBefore, or finishes a rotation whose bundle has propagated. It
+// within RenewBefore (or later than Validity from now), or finishes a
+// rotation whose bundle has propagated. It
 // never waits, so the controller calls it on a timer. It returns the Secret
 // as it left it.
 func (r *Rotator) Check(ctx context.Context) (*corev1.Secret, error) {
 	now := r.now()
-	renewBefore := r.RenewBefore
-	if renewBefore == 0 {
-		renewBefore = 30 * 24 * time.Hour
-	}
 	s, err := r.Kube.CoreV1().Secrets(r.Namespace).Get(ctx, r.Secret, metav1.GetOptions{})
 	if err != nil || !servable(s, r.Hosts, now) {
 		// Nothing served yet or nothing usable: no admission can depend on
 		// it, so there is nothing to overlap with.
-		if _, caPEM, err := EnsureCert(ctx, r.Kube, r.Namespace, r.Secret, r.Hosts, now); err != nil {
+		if _, caPEM, err := ensureCert(ctx, r.Kube, r.Namespace, r.Secret, r.Hosts, now, r.validity(), r.renewBefore()); err != nil {
 			return nil, err
 		} else if err := r.Publish(ctx, caPEM); err != nil {
 			return nil, err
@@ -97,7 +127,9 @@ func (r *Rotator) Check(ctx context.Context) (*corev1.Secret, error) {
 		}
 		return r.promote(ctx, s)
 	}
-	if leaf(s).NotAfter.Sub(now) > renewBefore {
+	// A certificate outliving Validity was issued under a longer setting:
+	// rotating it makes a shortened validity take effect now, not in a year.
+	if left := leaf(s).NotAfter.Sub(now); left > r.renewBefore() && left <= r.validity() {
 		return s, nil
 	}
 	return r.stage(ctx, s, now)
@@ -144,11 +176,7 @@ func (r *Rotator) Run(ctx context.Context, interval time.Duration, onErr func(er
 // stage is phase 1: the next certificate goes aside and the bundle of the
 // serving CA plus the new CA is published.
 func (r *Rotator) stage(ctx context.Context, s *corev1.Secret, now time.Time) (*corev1.Secret, error) {
-	validity := r.Validity
-	if validity == 0 {
-		validity = certValidity
-	}
-	certPEM, keyPEM, newCA, err := issueCertFor(r.Hosts, now, validity)
+	certPEM, keyPEM, newCA, err := issueCertFor(r.Hosts, now, r.validity())
 	if err != nil {
 		return nil, err
 	}

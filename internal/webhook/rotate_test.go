@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,9 +110,10 @@ func TestRotateOverlap(t *testing.T) {
 	}
 }
 
-// TestCheckRenewsBeforeExpiry walks a fake clock: nothing happens while the
-// certificate has more than RenewBefore left, then Check stages a rotation,
-// leaves it staged for Propagation, and promotes it.
+// TestCheckRenewsBeforeExpiry walks a fake clock: the first certificate is
+// issued for Validity, nothing happens while it has more than RenewBefore
+// left, then Check stages a rotation, leaves it staged for Propagation, and
+// promotes it.
 func TestCheckRenewsBeforeExpiry(t *testing.T) {
 	pub := &bundles{}
 	t0 := time.Now()
@@ -123,6 +125,9 @@ func TestCheckRenewsBeforeExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := secretOf(t, r).Data[corev1.TLSCertKey]
+	if got := leaf(secretOf(t, r)).NotAfter; !got.Equal(t0.Add(r.Validity).Truncate(time.Second)) {
+		t.Fatalf("first certificate expires %s, want t0+Validity %s", got, t0.Add(r.Validity))
+	}
 	step := func(d time.Duration, wantStaged bool) *corev1.Secret {
 		t.Helper()
 		clock = clock.Add(d)
@@ -135,10 +140,10 @@ func TestCheckRenewsBeforeExpiry(t *testing.T) {
 		}
 		return s
 	}
-	if s := step(300*24*time.Hour, false); !bytes.Equal(s.Data[corev1.TLSCertKey], first) {
-		t.Fatal("certificate renewed with 65 days left")
+	if s := step(47*time.Hour, false); !bytes.Equal(s.Data[corev1.TLSCertKey], first) {
+		t.Fatal("certificate renewed with 25h left")
 	}
-	step(65*24*time.Hour-23*time.Hour, true) // 23h left: stage
+	step(2*time.Hour, true) // 23h left: stage
 	n := len(pub.all)
 	step(30*time.Second, true) // still propagating
 	s := step(time.Minute, false)
@@ -232,5 +237,96 @@ func TestKeeperLoad(t *testing.T) {
 	}
 	if got2, _ := k.GetCertificate(nil); !bytes.Equal(got2.Certificate[0], want.Certificate[0]) {
 		t.Error("a failed Load() replaced the served certificate")
+	}
+}
+
+// TestRotatorValidate: settings under which a rotation cannot finish before
+// the certificate expires, or that would rotate on every check, are
+// refused; the defaults pass.
+func TestRotatorValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		r       Rotator
+		wantErr string
+	}{
+		{"defaults", Rotator{}, ""},
+		{"short but sound", Rotator{Validity: 25 * time.Second, RenewBefore: 15 * time.Second, Propagation: 2 * time.Second}, ""},
+		{"renewal shorter than propagation", Rotator{RenewBefore: 10 * time.Second, Propagation: 30 * time.Second}, "must exceed the CA propagation"},
+		{"validity inside the renewal window", Rotator{Validity: 20 * 24 * time.Hour}, "must exceed renew-before"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.r.Validate()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestAwaitKeeperNeverWrites: with the stored certificate inside its
+// renewal window (10 days before expiry), AwaitKeeper serves it and writes
+// nothing; with no servable certificate it waits for the leader to
+// provision one.
+func TestAwaitKeeperNeverWrites(t *testing.T) {
+	kube := fake.NewClientset()
+	hosts := []string{"127.0.0.1"}
+	if _, _, err := EnsureCert(t.Context(), kube, "ns", "cert", hosts, time.Now().Add(-DefaultCertValidity+10*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	before, err := kube.CoreV1().Secrets("ns").Get(t.Context(), "cert", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := AwaitKeeper(t.Context(), kube, "ns", "cert", hosts, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := kube.CoreV1().Secrets("ns").Get(t.Context(), "cert", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ResourceVersion != before.ResourceVersion || !bytes.Equal(after.Data[corev1.TLSCertKey], before.Data[corev1.TLSCertKey]) {
+		t.Error("a starting replica rewrote the certificate Secret")
+	}
+	got, _ := k.GetCertificate(nil)
+	if want := leaf(before); !got.Leaf.Equal(want) {
+		t.Error("the replica does not serve the stored certificate")
+	}
+
+	// Nothing servable (another host): it waits, and gives up with ctx.
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := AwaitKeeper(ctx, kube, "ns", "cert", []string{"meshroll-webhook.meshroll-system.svc"}, 10*time.Millisecond); err == nil || !strings.Contains(err.Error(), "failed to wait for a servable certificate") {
+		t.Errorf("AwaitKeeper() for a host the certificate does not name = %v, want a wait that ends with ctx", err)
+	}
+}
+
+// TestCheckRotatesCertificateOutlivingValidity: a certificate issued under a
+// longer validity (a year, the default) is rotated, with the usual overlap,
+// once the Rotator runs with a shorter one.
+func TestCheckRotatesCertificateOutlivingValidity(t *testing.T) {
+	pub := &bundles{}
+	r := &Rotator{Kube: fake.NewClientset(), Namespace: "ns", Secret: "cert", Hosts: []string{"127.0.0.1"}, Publish: pub.publish}
+	if _, err := r.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	first := secretOf(t, r).Data[corev1.TLSCertKey]
+	r.Validity, r.RenewBefore, r.Propagation = time.Hour, 10*time.Minute, time.Millisecond
+	s, err := r.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, staged := nextSince(s); !staged {
+		t.Fatal("a year-long certificate was not rotated under a one-hour validity")
+	}
+	time.Sleep(2 * time.Millisecond)
+	if s, err = r.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(s.Data[corev1.TLSCertKey], first) || leaf(s).NotAfter.After(time.Now().Add(time.Hour)) {
+		t.Errorf("after the rotation the serving certificate expires %s, want within the hour", leaf(s).NotAfter)
+	}
+	if s, _ = r.Check(t.Context()); func() bool { _, staged := nextSince(s); return staged }() {
+		t.Error("a certificate within Validity was rotated again")
 	}
 }

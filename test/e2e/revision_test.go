@@ -10,12 +10,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/meshroll/meshroll/internal/controlplane"
+	"github.com/meshroll/meshroll/internal/inventory"
 	"github.com/meshroll/meshroll/internal/istio"
 	"github.com/meshroll/meshroll/internal/manifest"
+	"github.com/meshroll/meshroll/internal/vmagent"
 )
 
 // TestRevisionLifecycle installs its own revision, rm-1-25-1, resuming an
@@ -145,6 +148,39 @@ func TestRevisionLifecycle(t *testing.T) {
 		}
 		if _, err := e.kube.AppsV1().Deployments(ns).Get(ctx, controlplane.IstiodName(rev), metav1.GetOptions{}); err != nil {
 			t.Errorf("refused remove changed istiod: %v", err)
+		}
+	})
+
+	// TestDefectRemoveIgnoredVMsOnRevision's sandbox half: a VM whose agent
+	// runs the revision keeps it, as a pod would.
+	t.Run("defect: remove ignored a VM on the revision", func(t *testing.T) {
+		we := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
+			"metadata": map[string]any{"name": "vm-1", "namespace": appNS, "annotations": map[string]any{
+				vmagent.AnnotationAgent: "", vmagent.AnnotationRevision: rev, vmagent.AnnotationVersion: version,
+				vmagent.AnnotationDesiredRevision: rev, vmagent.AnnotationDesiredVersion: version}},
+			"spec": map[string]any{"address": "10.1.0.1"},
+		}}
+		res := e.dyn.Resource(inventory.WorkloadEntryGVR).Namespace(appNS)
+		if _, err := res.Create(ctx, we, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := res.Delete(context.WithoutCancel(ctx), "vm-1", metav1.DeleteOptions{}); err != nil {
+				t.Errorf("delete WorkloadEntry: %v", err)
+			}
+		}()
+		_, err := controlplane.Remove(ctx, e.controlplane(), e.snapshot(t), controlplane.RemoveOptions{Revision: rev})
+		var inUse *controlplane.InUseError
+		if !errors.As(err, &inUse) {
+			t.Fatalf("remove err = %v, want *InUseError", err)
+		}
+		found := false
+		for _, r := range inUse.Referrers {
+			found = found || (r.Kind == controlplane.ReferrerVM && r.Object == "WorkloadEntry "+appNS+"/vm-1")
+		}
+		if !found {
+			t.Errorf("referrers = %v, want the VM WorkloadEntry %s/vm-1 among them", inUse.Referrers, appNS)
 		}
 	})
 

@@ -207,6 +207,7 @@ func missingVerb(t *testing.T, kube kubernetes.Interface, ns string) {
 			}, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
+			sandboxtest.WaitGranted(t, kube, saUser(releaseNS, name), reduced)
 			cfg, kc := as(t, saUser(releaseNS, name))
 			dyn := dynamic.NewForConfigOrDie(cfg)
 			err := tt.call(t.Context(), kc, dyn)

@@ -46,7 +46,21 @@ const (
 	leaseNS     = "meshroll-system"
 )
 
-func TestMain(m *testing.M) { os.Exit(sandboxtest.Main(m, sandboxtest.WithNodes(10))) }
+func TestMain(m *testing.M) {
+	code := sandboxtest.Main(m, sandboxtest.WithNodes(10))
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// built is the meshroll binary, built once for all the package's tests:
+// linking it takes about a minute on a loaded machine.
+var built struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
 
 type env struct {
 	kube kubernetes.Interface
@@ -85,21 +99,30 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
-// buildMeshroll builds the meshroll binary once for the test: the
-// controller runs as its own processes, killed with SIGKILL.
+// buildMeshroll builds the meshroll binary once for the package's tests:
+// the controller runs as its own processes, killed with SIGKILL.
 func buildMeshroll(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	out := filepath.Join(t.TempDir(), "meshroll")
-	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/meshroll")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/meshroll: %v\n%s", err, b)
+	built.once.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+		if built.dir, built.err = os.MkdirTemp("", "meshroll-e2e-controller-"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "meshroll")
+		start := time.Now()
+		cmd := exec.Command("go", "build", "-o", built.path, "./cmd/meshroll")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build ./cmd/meshroll: %w\n%s", err, b)
+			return
+		}
+		t.Logf("built meshroll in %s", time.Since(start).Round(time.Millisecond))
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	t.Logf("built meshroll in %s", time.Since(start).Round(time.Millisecond))
-	return out
+	return built.path
 }
 
 // seed creates the mesh on 1-23-2 and waits until every pod runs.

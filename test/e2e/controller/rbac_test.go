@@ -11,13 +11,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/controller"
 	"github.com/meshroll/meshroll/internal/demo"
-	"github.com/meshroll/meshroll/internal/upgrade"
+	"github.com/meshroll/meshroll/sandbox/sandboxtest"
 )
 
 // TestMissingPermissionIsNamed: the controller runs as a ServiceAccount
@@ -63,42 +61,21 @@ func TestMissingPermissionIsNamed(t *testing.T) {
 	if _, err := e.kube.RbacV1().ClusterRoleBindings().Create(t.Context(), binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The controller's first preflight must see the role, not a moment
+	// in which the authorizer knows nothing of it yet.
+	sandboxtest.WaitGranted(t, e.kube, "system:serviceaccount:"+ns+":"+sa, role)
 	proc := e.startController(t, "limited", 8*time.Second, "", "--leader-election-namespace", ns,
 		"--as", "system:serviceaccount:"+ns+":"+sa)
 
 	mu := &v1alpha1.MeshUpgrade{
-		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "MeshUpgrade"},
 		ObjectMeta: metav1.ObjectMeta{Name: "rbac"},
 		Spec: v1alpha1.MeshUpgradeSpec{From: fromRev, To: toRev, Version: toVersion,
 			Selection: v1alpha1.Selection{Namespaces: nss},
 			Strategy:  v1alpha1.Strategy{Waves: []v1alpha1.WaveSize{{Percent: 100}}, Parallelism: 2}},
 	}
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mu)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.dyn.Resource(v1alpha1.GroupVersionResource).Create(t.Context(), &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.createUpgrade(t, mu)
 	const want = "patch apps/deployments"
-	store := upgrade.Store{Dynamic: e.dyn}
-	var stalled *metav1.Condition
-	for end := time.Now().Add(3 * time.Minute); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-		if err := proc.crashed(); err != nil {
-			t.Fatal(err)
-		}
-		got, err := store.Get(t.Context(), mu.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c := findCondition(got.Status.Conditions, "Stalled"); c != nil && c.Status == metav1.ConditionTrue {
-			stalled = c
-			break
-		}
-	}
-	if stalled == nil {
-		t.Fatalf("no Stalled condition within 3 minutes; controller log:\n%s", proc.logTail())
-	}
+	stalled := e.awaitStalled(t, proc, mu.Name, 3*time.Minute)
 	if stalled.Reason != controller.ReasonPermissionMissing || !strings.Contains(stalled.Message, want) {
 		t.Errorf("Stalled = %s: %s; want reason %s naming %q", stalled.Reason, stalled.Message, controller.ReasonPermissionMissing, want)
 	}

@@ -246,4 +246,8 @@ func TestVMFleetUpgrade(t *testing.T) {
 			t.Errorf("seeded pods by proxy image after the rollback: %v; want all 4 on %s", imgs, fromVersion)
 		}
 	})
+
+	t.Run("meshroll controller moves the VMs of a MeshUpgrade applied alone", func(t *testing.T) {
+		f.controllerMovesVMs(t, "vm-controller")
+	})
 }
