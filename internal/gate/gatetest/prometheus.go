@@ -105,20 +105,21 @@ func freeAddress() (string, error) {
 	return addr, l.Close()
 }
 
-// lockedBuffer collects the server's output for failure messages; the
-// process writes it while the test reads it.
-type lockedBuffer struct {
+// LockedBuffer collects a process's output for failure messages: the
+// process (or an in-process command's goroutines, some of which outlive
+// the command's return) writes it while the test reads it.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -128,7 +129,7 @@ func (b *lockedBuffer) String() string {
 // an error (with the server's output) if it exits or never becomes ready.
 func start(tb testing.TB, config, data, addr string) (*Server, error) {
 	tb.Helper()
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	cmd := exec.Command(PrometheusBinary,
 		"--config.file="+config,
 		"--storage.tsdb.path="+data,

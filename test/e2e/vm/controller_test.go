@@ -1,7 +1,6 @@
 package vm
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/cli"
+	"github.com/meshroll/meshroll/internal/gate/gatetest"
 	"github.com/meshroll/meshroll/internal/upgrade"
 	"github.com/meshroll/meshroll/internal/vmagent"
 )
@@ -29,20 +29,21 @@ func (f *fleet) controllerMovesVMs(t *testing.T, name string) {
 	if _, err := f.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
+	// Locked: the manager logs from goroutines that outlive cli.Main.
+	out := &gatetest.LockedBuffer{}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		_ = cli.Main(ctx, []string{"controller", "--kubeconfig", f.kubeconfig, "--leader-election-namespace", leaseNS,
 			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--lease-duration", "6s",
-			"--renew-deadline", "4s", "--retry-period", "1s"}, &out, &out)
+			"--renew-deadline", "4s", "--retry-period", "1s"}, out, out)
 	}()
 	defer func() {
 		stop()
 		wg.Wait()
 		if t.Failed() {
-			t.Logf("controller output (last 3,000 bytes): %s", tail(out.Bytes(), 3000))
+			t.Logf("controller output (last 3,000 bytes): %s", tail(out.String(), 3000))
 		}
 	}()
 	mu := &v1alpha1.MeshUpgrade{
@@ -82,9 +83,9 @@ func (f *fleet) controllerMovesVMs(t *testing.T, name string) {
 	}
 }
 
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
 	}
-	return b
+	return s
 }
