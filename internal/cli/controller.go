@@ -75,6 +75,9 @@ func (f *controllerFlags) validate() error {
 			return fmt.Errorf("invalid --webhook-service %q: want namespace/name, e.g. meshroll-system/meshroll-webhook", f.webhookService)
 		}
 	}
+	if f.webhookURL != "" && f.webhookService != "" {
+		return fmt.Errorf("--webhook-url and --webhook-service both say where the API server calls the webhook: pass one (--webhook-url when the API server reaches the controller directly, else --webhook-service)")
+	}
 	if f.webhookURL != "" && !strings.HasPrefix(f.webhookURL, "https://") {
 		return fmt.Errorf("invalid --webhook-url %q: the API server calls webhooks over https, e.g. https://127.0.0.1:9443/mutate", f.webhookURL)
 	}
