@@ -76,6 +76,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	}
 
 	comps := controlPlane(dir, st.Ports, pr)
+	// kwokStarts says this Up starts kwok, so its address pool is new.
+	kwokStarts := false
 	for i := range comps {
 		comps[i].args = append([]string{filepath.Join(binDir, comps[i].name)}, comps[i].args...)
 	}
@@ -105,6 +107,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		if err := planKwokBlock(ctx, cs, st); err != nil {
 			return st, err
 		}
+		kwokStarts = true
 	}
 	if comps, err = withKwok(comps, dir, st.KwokBlock, mode); err != nil {
 		return st, err
@@ -144,6 +147,11 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		}
 		if err := waitDefaultServiceAccount(ctx, cs); err != nil {
 			return st, fmt.Errorf("%w\n%s", err, logTail(logPath(dir, nameKCM), 20))
+		}
+		if kwokStarts {
+			if err := primeKwokPool(ctx, out, cs, nodeName(0)); err != nil {
+				return st, fmt.Errorf("%w\n%s", err, logTail(logPath(dir, nameKwok), 20))
+			}
 		}
 	}
 	if len(opts.Runner) == 0 || mode != IstiodReal {
