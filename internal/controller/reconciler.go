@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
@@ -67,6 +68,12 @@ type Reconciler struct {
 	// CertNamespace is where the webhook's certificate Secret lives (its
 	// permissions are part of the preflight); "" when no webhook is served.
 	CertNamespace string
+	// Slice bounds how long one reconcile waits on rollouts in flight
+	// (default 2s, the engine's Slice): the rollouts go on in the held
+	// session and the reconcile is requeued at once.
+	Slice time.Duration
+
+	sessions sessions
 
 	perm struct {
 		sync.Mutex
@@ -79,6 +86,15 @@ type Reconciler struct {
 // start a reconcile: the engine's own status writes would otherwise requeue
 // every run right after each step.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	// Sessions outlive reconciles; they end with the manager (leadership
+	// lost or the process stopping), their moves recorded pending.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		r.sessions.closeAll()
+		return nil
+	})); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.MeshUpgrade{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("meshupgrade").
@@ -109,6 +125,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if err := r.Client.Get(ctx, req.NamespacedName, mu); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Metrics.Forget(req.Name)
+			r.sessions.close(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -143,12 +160,21 @@ func (r *Reconciler) doReconcile(ctx context.Context, st *state) error {
 // record (the engine wrote the rest during the step) and writes it when
 // they changed.
 func (r *Reconciler) updateStatus(ctx context.Context, st *state) error {
-	fresh, err := r.Store.Get(ctx, st.mu.Name)
-	if apierrors.IsNotFound(err) {
-		return nil
+	// A held session has the record as it last wrote it: no read needed.
+	sess := r.sessions.get(st.mu.Name)
+	var fresh *v1alpha1.MeshUpgrade
+	if sess != nil {
+		fresh = sess.Latest()
 	}
-	if err != nil {
-		return err
+	if fresh == nil {
+		var err error
+		fresh, err = r.Store.Get(ctx, st.mu.Name)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 	r.Metrics.Observe(fresh.Name, fresh.Spec.From, fresh.Spec.To, &fresh.Status)
 	before := fresh.Status.DeepCopy()
@@ -177,8 +203,12 @@ func (r *Reconciler) updateStatus(ctx context.Context, st *state) error {
 	if equalStatus(before, &fresh.Status) {
 		return nil
 	}
-	if _, err := r.Store.UpdateStatus(ctx, fresh); err != nil {
+	written, err := r.Store.UpdateStatus(ctx, fresh)
+	if err != nil {
 		return fmt.Errorf("failed to update status of MeshUpgrade %q: %w", fresh.Name, err)
+	}
+	if sess != nil {
+		sess.Adopt(written) // its next write needs this resourceVersion
 	}
 	return nil
 }

@@ -190,44 +190,29 @@ func (r *Reconciler) plan(ctx context.Context, st *state) error {
 	return nil
 }
 
-// step takes one Engine.Step and turns its typed result into the requeue.
+// step takes one Step of the upgrade's session, opened on first need and
+// held while its moves are in flight, and turns its typed result into the
+// requeue.
 func (r *Reconciler) step(ctx context.Context, st *state) error {
-	log := ctrl.LoggerFrom(ctx)
-	snap := st.snap
-	if snap == nil {
+	name := st.mu.Name
+	sess := r.sessions.get(name)
+	if sess == nil {
 		var err error
-		if snap, err = inventory.Read(ctx, r.Inventory, time.Now()); err != nil {
-			if r.forbidden(st, err) {
-				return nil
-			}
+		if sess, err = r.open(ctx, st); err != nil || sess == nil {
 			return err
 		}
 	}
-	runner, err := gate.NewRunner(st.mu.Spec.PrometheusURL)
-	if err != nil {
-		return err
+	mu, res, err := sess.Step(st.mu.Generation)
+	if err == nil && res.InFlight > 0 {
+		r.sessions.put(name, sess)
+	} else {
+		r.sessions.drop(name)
+		sess.Close()
 	}
-	x := upgrade.Executors{Clients: r.Clients, Inventory: r.Inventory, Cache: r.Cache, Source: r.Source,
-		Removed: func(rev string, n int) {
-			r.event(st.mu, corev1.EventTypeNormal, "Pruned", fmt.Sprintf("revision %s removed (%d objects)", rev, n))
-		}}
-	e := x.Engine(r.Store, runner, snap)
-	e.Observer = newObserver(st.mu, r.Recorder, r.Metrics, log)
-	e.Lease = &upgrade.Lease{Kube: r.Clients.Kube, Namespace: istio.SystemNamespace, Holder: r.Identity,
-		Duration: r.leaseDuration(), Alive: upgrade.LocalAlive}
-	mu, res, err := e.Step(ctx, st.mu.Name)
 	if mu != nil {
 		st.mu = mu
 	}
-	var held *upgrade.HeldError
 	switch {
-	case errors.As(err, &held):
-		// Another engine (a CLI, a controller that lost leadership while
-		// stepping) runs it: come back once its lease would expire.
-		log.Info("another engine runs the upgrade", "holder", held.Holder)
-		st.result = ctrl.Result{RequeueAfter: max(time.Until(held.Expires), time.Second)}
-		st.done = true
-		return nil
 	case err != nil && r.forbidden(st, err):
 		return nil
 	case err != nil:
@@ -241,6 +226,58 @@ func (r *Reconciler) step(ctx context.Context, st *state) error {
 		st.result = ctrl.Result{RequeueAfter: max(time.Until(res.RequeueAt), 100*time.Millisecond)}
 	}
 	return nil
+}
+
+// open builds the engine (the CLI's, with this controller's observer and
+// lease) and opens its session on the upgrade. nil with no error: another
+// engine holds the upgrade, and the run comes back once its lease would
+// expire, or a Forbidden answer stalled it.
+func (r *Reconciler) open(ctx context.Context, st *state) (*upgrade.Session, error) {
+	log := ctrl.LoggerFrom(ctx)
+	snap := st.snap
+	if snap == nil {
+		var err error
+		if snap, err = inventory.Read(ctx, r.Inventory, time.Now()); err != nil {
+			if r.forbidden(st, err) {
+				return nil, nil
+			}
+			return nil, err
+		}
+	}
+	runner, err := gate.NewRunner(st.mu.Spec.PrometheusURL)
+	if err != nil {
+		return nil, err
+	}
+	x := upgrade.Executors{Clients: r.Clients, Inventory: r.Inventory, Cache: r.Cache, Source: r.Source,
+		Removed: func(rev string, n int) {
+			r.event(st.mu, corev1.EventTypeNormal, "Pruned", fmt.Sprintf("revision %s removed (%d objects)", rev, n))
+		}}
+	e := x.Engine(r.Store, runner, snap)
+	e.Observer = newObserver(st.mu, r.Recorder, r.Metrics, log)
+	e.Lease = &upgrade.Lease{Kube: r.Clients.Kube, Namespace: istio.SystemNamespace, Holder: r.Identity,
+		Duration: r.leaseDuration(), Alive: upgrade.LocalAlive}
+	e.Slice = r.slice()
+	sess, err := e.Open(sessionContext(ctx), st.mu.Name)
+	var held *upgrade.HeldError
+	switch {
+	case errors.As(err, &held):
+		// Another engine (a CLI, a controller that lost leadership while
+		// stepping) runs it: come back once its lease would expire.
+		log.Info("another engine runs the upgrade", "holder", held.Holder)
+		st.result = ctrl.Result{RequeueAfter: max(time.Until(held.Expires), time.Second)}
+		st.done = true
+		return nil, nil
+	case err != nil && r.forbidden(st, err):
+		return nil, nil
+	}
+	return sess, err
+}
+
+func (r *Reconciler) slice() time.Duration {
+	if r.Slice > 0 {
+		return r.Slice
+	}
+	return 2 * time.Second
 }
 
 func (r *Reconciler) leaseDuration() time.Duration {

@@ -77,6 +77,13 @@ type Engine struct {
 	RetryFor time.Duration
 	// RequestTimeout bounds each API request (default 30s).
 	RequestTimeout time.Duration
+	// Slice, when set, bounds how long a Step waits on moves in flight:
+	// once it has run this long, the Step returns (Result.InFlight) with
+	// the moves still running in its Session, whose next Step records
+	// their outcomes and starts the next ones. The controller sets it, so
+	// that a reconcile lasts seconds, not a wave, and an edit or a status
+	// read is answered between slices; zero (the CLI) never yields.
+	Slice time.Duration
 }
 
 // ErrHalted is returned when a run stopped for an operator; ErrRolledBack
@@ -114,6 +121,10 @@ type run struct {
 	undoing bool
 	// paused is set when the loop stopped for spec.paused.
 	paused bool
+	// sliceEnd fires when the Step has run for Engine.Slice; yielded is
+	// set when the loop returned for it with moves still in flight.
+	sliceEnd <-chan time.Time
+	yielded  bool
 }
 
 type outcome struct {
@@ -144,15 +155,25 @@ func (r *run) now() time.Time {
 // an error. It never sleeps: Step hands the wait to its caller.
 func (r *run) loop(ctx context.Context) (time.Time, error) {
 	st := &r.mu.Status
-	r.wp = wavePlan(st, r.mu.Spec.Strategy.Parallelism)
-	r.inflight = map[int]bool{}
-	r.results = make(chan outcome, max(1, r.wp.Parallelism))
-	r.flushTick = time.NewTicker(r.flushEvery())
-	defer r.flushTick.Stop()
+	if r.inflight == nil {
+		// A run resumed after a yield keeps its moves in flight.
+		r.wp = wavePlan(st, r.mu.Spec.Strategy.Parallelism)
+		r.inflight = map[int]bool{}
+		r.results = make(chan outcome, max(1, r.wp.Parallelism))
+		r.flushTick = time.NewTicker(r.flushEvery())
+	}
+	r.yielded, r.sliceEnd = false, nil
+	if r.Slice > 0 {
+		t := time.NewTimer(r.Slice)
+		defer t.Stop()
+		r.sliceEnd = t.C
+	}
 	for {
 		if r.mu.Spec.RollbackRequested && st.Phase != v1alpha1.PhaseRollingBack && st.Phase != v1alpha1.PhaseRolledBack {
 			if len(r.inflight) > 0 {
-				r.collect(ctx)
+				if err := r.await(ctx); err != nil || r.yielded {
+					return time.Time{}, err
+				}
 				continue
 			}
 			// Refused before any write (From gone, a later upgrade moved
@@ -171,7 +192,9 @@ func (r *run) loop(ctx context.Context) (time.Time, error) {
 		}
 		if st.Phase == v1alpha1.PhaseRollingBack {
 			if len(r.inflight) > 0 {
-				r.collect(ctx)
+				if err := r.await(ctx); err != nil || r.yielded {
+					return time.Time{}, err
+				}
 				continue
 			}
 			return time.Time{}, r.rollback(ctx)
@@ -181,7 +204,10 @@ func (r *run) loop(ctx context.Context) (time.Time, error) {
 		}
 		if r.mu.Spec.Paused {
 			if len(r.inflight) > 0 {
-				r.collect(ctx) // a started move ends recorded, never half-done
+				// A started move ends recorded, never half-done.
+				if err := r.await(ctx); err != nil || r.yielded {
+					return time.Time{}, err
+				}
 				continue
 			}
 			return time.Time{}, r.pause(ctx)
@@ -191,10 +217,14 @@ func (r *run) loop(ctx context.Context) (time.Time, error) {
 		if (r.failed || d.Action != plan.ActionMigrate) && len(r.inflight) > 0 {
 			// Let moves already started finish before gating, pausing or
 			// rolling back: each ends recorded, never half-done.
-			r.collect(ctx)
+			if err := r.await(ctx); err != nil || r.yielded {
+				return time.Time{}, err
+			}
 			continue
 		}
 		switch res := r.step(ctx, d).(type) {
+		case stepYield:
+			return time.Time{}, nil
 		case stepWait:
 			return res.until, nil
 		case stepTransient:
@@ -284,20 +314,11 @@ func (r *run) migrate(ctx context.Context, d plan.Decision) stepResult {
 	if started == 0 && len(r.inflight) == 0 {
 		return stepDone{}
 	}
-	select {
-	case o := <-r.results:
-		delete(r.inflight, o.i)
-		r.failed = r.finish(o) || r.failed
-	case <-r.flushTick.C:
-		r.flushAsync(ctx)
-	case done := <-r.pending:
-		if err := r.landFlush(done); err != nil {
-			r.collect(context.WithoutCancel(ctx))
-			return stepTransient{err: err}
-		}
-	case <-ctx.Done():
-		r.collect(context.WithoutCancel(ctx))
-		return stepTransient{err: context.Cause(ctx)}
+	if err := r.await(ctx); err != nil {
+		return stepTransient{err: err}
+	}
+	if r.yielded {
+		return stepYield{}
 	}
 	return stepDone{}
 }

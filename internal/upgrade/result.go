@@ -33,11 +33,16 @@ type stepFailed struct{ reason, why string }
 // stepFinal: the run reached a final phase.
 type stepFinal struct{}
 
+// stepYield: the Step's slice (Engine.Slice) ended with moves in flight;
+// they go on in the Session and its next Step takes their outcomes.
+type stepYield struct{}
+
 func (stepDone) isStepResult()      {}
 func (stepWait) isStepResult()      {}
 func (stepTransient) isStepResult() {}
 func (stepFailed) isStepResult()    {}
 func (stepFinal) isStepResult()     {}
+func (stepYield) isStepResult()     {}
 
 // transientIf wraps a non-nil error as stepTransient, nil as stepDone.
 func transientIf(err error) stepResult {

@@ -22,30 +22,63 @@ type Result struct {
 	// Paused is set while an operator paused the run (spec.paused): it
 	// has work again only when the MeshUpgrade is edited.
 	Paused bool
+	// InFlight counts the moves still running when the Step yielded (its
+	// slice ended, Engine.Slice): RequeueAt is now, and the Session that
+	// took the Step holds them until its next Step records them.
+	InFlight int
 }
 
-// session is what consecutive steps share: the held lease and the
-// rollout watcher.
-type session struct {
+// Session is an engine's hold on one MeshUpgrade across Steps: its lease,
+// its rollout watcher and, after a Step that yielded (Engine.Slice), the
+// run whose moves are still in flight. The controller keeps one per
+// running upgrade between reconciles; Run and Engine.Step use one each.
+// A Session is not safe for concurrent use: one Step at a time.
+type Session struct {
 	e       *Engine
 	name    string
 	ctx     context.Context
 	watcher *dataplane.Watcher
-	// stopWatch stops a watcher the session started; close also gives
-	// the lease up.
+	// stopWatch cancels the session's context (its watcher and its moves
+	// in flight); release gives the lease up.
 	stopWatch context.CancelFunc
 	release   func()
+	// run is the run a yielded Step left with moves in flight; nil when
+	// the next Step starts from the stored record.
+	run    *run
+	closed bool
 }
 
-func (s *session) close() {
+// Close ends the session. Moves still in flight (a yielded Step) are
+// cancelled and their outcomes recorded as far as they got: each is
+// recorded pending, and the next engine resumes it without restarting
+// anything twice (the restart token).
+func (s *Session) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
 	s.stopWatch()
+	if r := s.run; r != nil {
+		r.collect(context.WithoutCancel(s.ctx))
+		s.drop()
+	}
 	s.release()
 }
 
-// open takes the upgrade's lease (a second engine is refused before it
-// reads or writes anything) and prepares the watcher.
-func (e *Engine) open(ctx context.Context, name string) (*session, error) {
-	s := &session{e: e, name: name, ctx: ctx, watcher: e.Watcher, release: func() {}}
+// drop forgets the held run: the next Step rereads the record.
+func (s *Session) drop() {
+	if s.run != nil && s.run.flushTick != nil {
+		s.run.flushTick.Stop()
+	}
+	s.run = nil
+}
+
+// Open takes the upgrade's lease (a second engine is refused, with
+// *HeldError, before it reads or writes anything) and prepares the
+// watcher. The lease is held, and renewed, until Close; ctx bounds the
+// whole session, moves in flight included.
+func (e *Engine) Open(ctx context.Context, name string) (*Session, error) {
+	s := &Session{e: e, name: name, ctx: ctx, watcher: e.Watcher, release: func() {}}
 	if e.Lease != nil {
 		lctx, release, err := e.Lease.Acquire(ctx, name)
 		if err != nil {
@@ -63,11 +96,11 @@ func (e *Engine) open(ctx context.Context, name string) (*session, error) {
 // far is recorded; the next Step resumes). It never sleeps, so the
 // controller calls it once per reconcile and requeues for the wait.
 func (e *Engine) Step(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, Result, error) {
-	s, err := e.open(ctx, name)
+	s, err := e.Open(ctx, name)
 	if err != nil {
 		return nil, Result{}, err
 	}
-	defer s.close()
+	defer s.Close()
 	return s.step()
 }
 
@@ -76,11 +109,11 @@ func (e *Engine) Step(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, 
 // rereading the MeshUpgrade meanwhile, so a requested rollback ends a long
 // bake at once). It returns the final object.
 func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, error) {
-	s, err := e.open(ctx, name)
+	s, err := e.Open(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
+	defer s.Close()
 	for {
 		mu, res, err := s.step()
 		if err != nil {
@@ -95,40 +128,96 @@ func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, e
 	}
 }
 
-// step reads the MeshUpgrade and runs the engine's loop on it once.
-func (s *session) step() (*v1alpha1.MeshUpgrade, Result, error) {
-	ctx, e := s.ctx, s.e
-	mu, err := e.Store.Get(ctx, s.name)
-	if err != nil {
-		return nil, Result{}, fmt.Errorf("failed to get MeshUpgrade %q: %w", s.name, err)
-	}
-	if !mu.Status.Planned() && !mu.Spec.RollbackRequested {
-		// A rollback needs no plan: it undoes the install step alone.
-		return mu, Result{}, fmt.Errorf("MeshUpgrade %q has no frozen plan; create it with `meshroll upgrade`", s.name)
-	}
-	if mu.Status.Phase.Final() && !mu.Spec.RollbackRequested {
-		return mu, Result{Final: true}, nil
-	}
-	if s.watcher == nil {
-		// Started on first need and kept for the session: a Run's later
-		// steps reuse it.
-		w, err := dataplane.NewWatcher(ctx, e.Kube)
+// Step is one Step of the session's upgrade (see Engine.Step). seen is
+// the generation the caller last saw (the controller's cache): when a
+// yielded run is held and the MeshUpgrade's spec changed since, the run
+// rereads it first, so a pause or a rollback requested meanwhile is acted
+// on in this Step.
+func (s *Session) Step(seen int64) (*v1alpha1.MeshUpgrade, Result, error) {
+	if r := s.run; r != nil && seen > r.mu.Generation {
+		fresh, err := s.e.Store.Get(s.ctx, s.name)
 		if err != nil {
-			return mu, Result{}, err
+			// The moves go on; the caller retries the Step or closes.
+			return nil, Result{}, fmt.Errorf("failed to get MeshUpgrade %q: %w", s.name, err)
 		}
-		s.watcher = w
+		s.Adopt(fresh)
 	}
-	r := &run{Engine: e, mu: mu, exec: &dataplane.Executor{Kube: e.Kube, Watcher: s.watcher, Upgrade: s.name, RequestTimeout: e.RequestTimeout}, index: map[string]int{}}
-	for i, wl := range mu.Status.Workloads {
-		r.index[wl.Ref()] = i
+	return s.step()
+}
+
+// Latest is a copy of the record as the held run last wrote it, nil when
+// no run is held (the store has the latest then).
+func (s *Session) Latest() *v1alpha1.MeshUpgrade {
+	if s.run == nil {
+		return nil
+	}
+	return s.run.mu.DeepCopy()
+}
+
+// Adopt takes what another writer stored since the held run's last write
+// (the controller's conditions, an operator's spec edit): the metadata
+// the next write needs, the spec, and the conditions and observed
+// generation. Between Steps the run has nothing unwritten (a yield
+// flushes), so the stored record's conditions are the newest.
+func (s *Session) Adopt(stored *v1alpha1.MeshUpgrade) {
+	r := s.run
+	if r == nil {
+		return
+	}
+	r.mu.ObjectMeta, r.mu.Spec = *stored.ObjectMeta.DeepCopy(), *stored.Spec.DeepCopy()
+	r.mu.Status.Conditions = append(r.mu.Status.Conditions[:0:0], stored.Status.Conditions...)
+	r.mu.Status.ObservedGeneration = stored.Status.ObservedGeneration
+}
+
+// step runs the engine's loop once, on the held run or on a new one read
+// from the store.
+func (s *Session) step() (*v1alpha1.MeshUpgrade, Result, error) {
+	ctx, e := s.ctx, s.e
+	r := s.run
+	if r == nil {
+		mu, err := e.Store.Get(ctx, s.name)
+		if err != nil {
+			return nil, Result{}, fmt.Errorf("failed to get MeshUpgrade %q: %w", s.name, err)
+		}
+		if !mu.Status.Planned() && !mu.Spec.RollbackRequested {
+			// A rollback needs no plan: it undoes the install step alone.
+			return mu, Result{}, fmt.Errorf("MeshUpgrade %q has no frozen plan; create it with `meshroll upgrade`", s.name)
+		}
+		if mu.Status.Phase.Final() && !mu.Spec.RollbackRequested {
+			return mu, Result{Final: true}, nil
+		}
+		if s.watcher == nil {
+			// Started on first need and kept for the session: a Run's later
+			// steps reuse it.
+			w, err := dataplane.NewWatcher(ctx, e.Kube)
+			if err != nil {
+				return mu, Result{}, err
+			}
+			s.watcher = w
+		}
+		r = &run{Engine: e, mu: mu, exec: &dataplane.Executor{Kube: e.Kube, Watcher: s.watcher, Upgrade: s.name, RequestTimeout: e.RequestTimeout}, index: map[string]int{}}
+		for i, wl := range mu.Status.Workloads {
+			r.index[wl.Ref()] = i
+		}
 	}
 	until, err := r.loop(ctx)
-	if n := r.retried.Load(); n > 0 {
+	if n := r.retried.Swap(0); n > 0 {
 		r.event("retry", r.mu.Status.CurrentWave, fmt.Sprintf("%d transient error(s) retried in this step", n))
 	}
 	if ferr := r.flush(context.WithoutCancel(ctx), true); ferr != nil {
 		err = errors.Join(err, ferr)
 	}
+	if err == nil && r.yielded && len(r.inflight) > 0 {
+		s.run = r
+		return r.mu, Result{RequeueAt: e.clock(), InFlight: len(r.inflight)}, nil
+	}
+	if len(r.inflight) > 0 {
+		// The yield's flush failed: the moves end recorded before the
+		// record is reread.
+		r.collect(context.WithoutCancel(ctx))
+	}
+	s.run = r
+	s.drop()
 	if err != nil {
 		return r.mu, Result{}, err
 	}
