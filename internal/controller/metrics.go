@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Rollout: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meshroll_workload_rollout_duration_seconds",
 			Help: "How long one workload's rollout to its new revision took.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)}),
 		Reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meshroll_reconcile_duration_seconds",
-			Help:    "Duration of one MeshUpgrade reconcile (a step may move a whole wave).",
+			Help:    "Duration of one MeshUpgrade reconcile (a step returns after the controller's slice, rollouts going on in its session).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 18)}),
 		counted: map[string]map[string]bool{},
 	}

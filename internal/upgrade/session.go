@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/meshroll/meshroll/api/v1alpha1"
@@ -32,8 +33,10 @@ type Result struct {
 // its rollout watcher and, after a Step that yielded (Engine.Slice), the
 // run whose moves are still in flight. The controller keeps one per
 // running upgrade between reconciles; Run and Engine.Step use one each.
-// A Session is not safe for concurrent use: one Step at a time.
+// Its methods may be called from several goroutines (a manager stopping
+// closes it while a reconcile may be stepping): they take turns.
 type Session struct {
+	lock    sync.Mutex
 	e       *Engine
 	name    string
 	ctx     context.Context
@@ -53,11 +56,13 @@ type Session struct {
 // recorded pending, and the next engine resumes it without restarting
 // anything twice (the restart token).
 func (s *Session) Close() {
+	s.stopWatch() // first and unlocked: a Step running now returns at once
+	s.lock.Lock()
+	defer s.lock.Unlock()
 	if s.closed {
 		return
 	}
 	s.closed = true
-	s.stopWatch()
 	if r := s.run; r != nil {
 		r.collect(context.WithoutCancel(s.ctx))
 		s.drop()
@@ -134,13 +139,15 @@ func (e *Engine) Run(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, e
 // rereads it first, so a pause or a rollback requested meanwhile is acted
 // on in this Step.
 func (s *Session) Step(seen int64) (*v1alpha1.MeshUpgrade, Result, error) {
+	s.lock.Lock()
+	defer s.lock.Unlock()
 	if r := s.run; r != nil && seen > r.mu.Generation {
 		fresh, err := s.e.Store.Get(s.ctx, s.name)
 		if err != nil {
 			// The moves go on; the caller retries the Step or closes.
 			return nil, Result{}, fmt.Errorf("failed to get MeshUpgrade %q: %w", s.name, err)
 		}
-		s.Adopt(fresh)
+		s.adopt(fresh)
 	}
 	return s.step()
 }
@@ -148,6 +155,8 @@ func (s *Session) Step(seen int64) (*v1alpha1.MeshUpgrade, Result, error) {
 // Latest is a copy of the record as the held run last wrote it, nil when
 // no run is held (the store has the latest then).
 func (s *Session) Latest() *v1alpha1.MeshUpgrade {
+	s.lock.Lock()
+	defer s.lock.Unlock()
 	if s.run == nil {
 		return nil
 	}
@@ -160,6 +169,12 @@ func (s *Session) Latest() *v1alpha1.MeshUpgrade {
 // generation. Between Steps the run has nothing unwritten (a yield
 // flushes), so the stored record's conditions are the newest.
 func (s *Session) Adopt(stored *v1alpha1.MeshUpgrade) {
+	s.lock.Lock()
+	defer s.lock.Unlock()
+	s.adopt(stored)
+}
+
+func (s *Session) adopt(stored *v1alpha1.MeshUpgrade) {
 	r := s.run
 	if r == nil {
 		return

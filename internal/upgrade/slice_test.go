@@ -175,12 +175,26 @@ func TestSessionCloseRecordsMovesInFlight(t *testing.T) {
 	if _, res, err := s.Step(1); err != nil || res.InFlight != 3 {
 		t.Fatalf("Step: %+v, %v; want 3 moves in flight", res, err)
 	}
+	// The manager stops while a reconcile is stepping: Close and Step take
+	// turns (run with -race), and both return.
+	stepped := make(chan error, 1)
+	go func() {
+		_, _, err := s.Step(1)
+		stepped <- err
+	}()
+	time.Sleep(30 * time.Millisecond)
 	done := make(chan struct{})
 	go func() { s.Close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
 		t.Fatal("Close did not return: the moves in flight were not cancelled")
+	}
+	select {
+	case err := <-stepped:
+		t.Logf("the Step running while the session closed returned %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the Step running while the session closed did not return")
 	}
 	if n := outcomes(store.mu)[v1alpha1.OutcomePending]; n != 3 {
 		t.Errorf("stored outcomes %v; want the 3 cancelled moves left pending", outcomes(store.mu))
