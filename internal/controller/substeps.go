@@ -222,6 +222,10 @@ func (r *Reconciler) step(ctx context.Context, st *state) error {
 	switch {
 	case res.Final, res.Paused:
 		st.result = ctrl.Result{}
+	case res.InFlight > 0:
+		// The slice ended with rollouts going on: come back at once, as
+		// every slot freed meanwhile waits for the next Step to refill it.
+		st.result = ctrl.Result{RequeueAfter: time.Millisecond}
 	default:
 		st.result = ctrl.Result{RequeueAfter: max(time.Until(res.RequeueAt), 100*time.Millisecond)}
 	}
