@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Rollout: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meshroll_workload_rollout_duration_seconds",
 			Help: "How long one workload's rollout to its new revision took.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)}),
 		Reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meshroll_reconcile_duration_seconds",
-			Help:    "Duration of one MeshUpgrade reconcile (a step returns after the controller's slice, rollouts going on in its session).",
+			Help: "Duration of one MeshUpgrade reconcile (a step returns after the controller's slice, rollouts going on in its session).",
 			// 5 ms to 10 min in steps of ×1.5: a reconcile lasts about the
 			// slice (2 s), and doubling buckets could not tell 2.6 s from 5 s.
 			Buckets: prometheus.ExponentialBucketsRange(0.005, 600, 30)}),

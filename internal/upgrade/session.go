@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+
 	"github.com/meshroll/meshroll/api/v1alpha1"
 	"github.com/meshroll/meshroll/internal/dataplane"
 )
@@ -152,8 +154,8 @@ func (s *Session) Step(seen int64) (*v1alpha1.MeshUpgrade, Result, error) {
 	return s.step()
 }
 
-// Latest is a copy of the record as the held run last wrote it, nil when
-// no run is held (the store has the latest then).
+// Latest is a copy of the held run's record, progress not yet written
+// included; nil when no run is held (the store has the latest then).
 func (s *Session) Latest() *v1alpha1.MeshUpgrade {
 	s.lock.Lock()
 	defer s.lock.Unlock()
@@ -165,9 +167,9 @@ func (s *Session) Latest() *v1alpha1.MeshUpgrade {
 
 // Adopt takes what another writer stored since the held run's last write
 // (the controller's conditions, an operator's spec edit): the metadata
-// the next write needs, the spec, and the conditions and observed
-// generation. Between Steps the run has nothing unwritten (a yield
-// flushes), so the stored record's conditions are the newest.
+// the next write needs, the spec, the observed generation, and the
+// conditions the engine does not set (Progressing, Complete and RolledBack
+// are its own, and may be newer in the run than in the store).
 func (s *Session) Adopt(stored *v1alpha1.MeshUpgrade) {
 	s.lock.Lock()
 	defer s.lock.Unlock()
@@ -179,10 +181,22 @@ func (s *Session) adopt(stored *v1alpha1.MeshUpgrade) {
 	if r == nil {
 		return
 	}
+	if r.pending != nil {
+		// The write in flight would bring back the spec and metadata it
+		// saw, older than stored's.
+		_ = r.landFlush(<-r.pending)
+	}
 	r.mu.ObjectMeta, r.mu.Spec = *stored.ObjectMeta.DeepCopy(), *stored.Spec.DeepCopy()
-	r.mu.Status.Conditions = append(r.mu.Status.Conditions[:0:0], stored.Status.Conditions...)
 	r.mu.Status.ObservedGeneration = stored.Status.ObservedGeneration
+	for _, c := range stored.Status.Conditions {
+		if !engineCondition[c.Type] {
+			meta.SetStatusCondition(&r.mu.Status.Conditions, c)
+		}
+	}
 }
+
+// engineCondition names the conditions setPhase writes.
+var engineCondition = map[string]bool{v1alpha1.ConditionProgressing: true, v1alpha1.ConditionComplete: true, v1alpha1.ConditionRolledBack: true}
 
 // step runs the engine's loop once, on the held run or on a new one read
 // from the store.
@@ -219,16 +233,21 @@ func (s *Session) step() (*v1alpha1.MeshUpgrade, Result, error) {
 	if n := r.retried.Swap(0); n > 0 {
 		r.event("retry", r.mu.Status.CurrentWave, fmt.Sprintf("%d transient error(s) retried in this step", n))
 	}
-	if ferr := r.flush(context.WithoutCancel(ctx), true); ferr != nil {
-		err = errors.Join(err, ferr)
-	}
 	if err == nil && r.yielded && len(r.inflight) > 0 {
+		// No write here: a synchronous one would hold every freed slot
+		// until it lands, each slice. Progress is written by the next
+		// Step's writes (at most FlushEvery apart, the one in flight
+		// lands there); what a kill loses of it is found again on the
+		// workloads (the restart token), as with any batched progress.
 		s.run = r
 		return r.mu, Result{RequeueAt: e.clock(), InFlight: len(r.inflight)}, nil
 	}
+	if ferr := r.flush(context.WithoutCancel(ctx), true); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
 	if len(r.inflight) > 0 {
-		// The yield's flush failed: the moves end recorded before the
-		// record is reread.
+		// A yielded run whose Step failed: the moves end recorded before
+		// the record is reread.
 		r.collect(context.WithoutCancel(ctx))
 	}
 	s.run = r

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
@@ -91,7 +92,7 @@ func outcomes(mu *v1alpha1.MeshUpgrade) map[v1alpha1.Outcome]int {
 func TestDefectStepHeldForWholeWave(t *testing.T) {
 	mu, kube := slowUpgrade(t, 4)
 	store := &memStore{mu: mu}
-	e := &Engine{Store: store, Kube: kube, Slice: 200 * time.Millisecond, FlushEvery: 50 * time.Millisecond}
+	e := &Engine{Store: store, Kube: kube, Slice: 200 * time.Millisecond}
 	s, err := e.Open(t.Context(), "u")
 	if err != nil {
 		t.Fatal(err)
@@ -117,11 +118,14 @@ func TestDefectStepHeldForWholeWave(t *testing.T) {
 			t.Fatalf("Step: %v", err)
 		}
 	}
-	if res.InFlight != 2 || outcomes(store.mu)[v1alpha1.OutcomeSucceeded] != 2 {
-		t.Fatalf("in flight %d, stored %v; want 2 recorded Succeeded and 2 still in flight", res.InFlight, outcomes(store.mu))
+	if res.InFlight != 2 || outcomes(got)[v1alpha1.OutcomeSucceeded] != 2 {
+		t.Fatalf("in flight %d, outcomes %v; want 2 Succeeded and 2 still in flight", res.InFlight, outcomes(got))
 	}
-	if outcomes(got)[v1alpha1.OutcomeSucceeded] != 2 {
-		t.Errorf("returned outcomes %v; want the held run's record", outcomes(got))
+	// A yield writes nothing (progress is batched); closing the session
+	// writes what its run holds.
+	s.Close()
+	if n := outcomes(store.mu); n[v1alpha1.OutcomeSucceeded] != 2 || n[v1alpha1.OutcomePending] != 2 {
+		t.Errorf("stored outcomes after Close %v; want 2 Succeeded and the 2 cancelled moves pending", n)
 	}
 }
 
@@ -205,4 +209,38 @@ func TestSessionCloseRecordsMovesInFlight(t *testing.T) {
 		t.Fatalf("another engine cannot take the lease after Close: %v", err)
 	}
 	release()
+}
+
+// TestAdoptKeepsEngineConditions: what the controller stored between two
+// Steps (its Ready condition, a new resourceVersion) is taken into the held
+// run, but not an older copy of the engine's own Progressing condition,
+// which may be newer in the run than in the store.
+func TestAdoptKeepsEngineConditions(t *testing.T) {
+	mu, kube := slowUpgrade(t, 1)
+	store := &memStore{mu: mu}
+	s, err := (&Engine{Store: store, Kube: kube, Slice: 100 * time.Millisecond}).Open(t.Context(), "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, res, err := s.Step(1); err != nil || res.InFlight != 1 {
+		t.Fatalf("Step: %+v, %v; want a move in flight", res, err)
+	}
+	stored := s.Latest()
+	stored.ResourceVersion = "42"
+	stored.Status.ObservedGeneration = 1
+	stored.Status.Conditions = []metav1.Condition{
+		{Type: "Ready", Status: metav1.ConditionFalse, Reason: "Migrating"},
+		{Type: v1alpha1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: "Stale"},
+	}
+	s.Adopt(stored)
+	got := s.Latest()
+	ready := meta.FindStatusCondition(got.Status.Conditions, "Ready")
+	prog := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionProgressing)
+	if got.ResourceVersion != "42" || ready == nil || got.Status.ObservedGeneration != 1 {
+		t.Errorf("resourceVersion %q, Ready %+v, observedGeneration %d; want the stored ones adopted", got.ResourceVersion, ready, got.Status.ObservedGeneration)
+	}
+	if prog == nil || prog.Reason == "Stale" {
+		t.Errorf("Progressing %+v; want the run's own, not the stored copy", prog)
+	}
 }
