@@ -14,7 +14,8 @@ import (
 )
 
 // observer turns what the engine records into Kubernetes Events, log lines
-// and metrics while a step runs. One is made per reconcile.
+// and metrics while a step runs. One is made per engine session (its
+// Steps span several reconciles while rollouts are in flight).
 type observer struct {
 	mu       *v1alpha1.MeshUpgrade // the object events are about
 	recorder events.EventRecorder
