@@ -100,8 +100,11 @@ func (e *Engine) Open(ctx context.Context, name string) (*Session, error) {
 // Step takes the named MeshUpgrade as far as it goes without waiting: it
 // moves waves, gates and finishes until the run must wait (RequeueAt),
 // reaches a final phase (Final) or stops on an error (everything done so
-// far is recorded; the next Step resumes). It never sleeps, so the
-// controller calls it once per reconcile and requeues for the wait.
+// far is recorded; the next Step resumes). It never sleeps: the caller
+// requeues for the wait. It opens a session for this one Step; a caller
+// that sets Slice keeps a Session (Open, Session.Step) instead, as the
+// controller does, since closing one cancels the moves a yield left in
+// flight.
 func (e *Engine) Step(ctx context.Context, name string) (*v1alpha1.MeshUpgrade, Result, error) {
 	s, err := e.Open(ctx, name)
 	if err != nil {
