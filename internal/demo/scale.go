@@ -198,6 +198,9 @@ func SeedScale(ctx context.Context, c kubernetes.Interface, opts ScaleOptions) (
 	if err != nil {
 		return rep, err
 	}
+	if err := waitReplicaSetsSawPods(ctx, c, opts); err != nil {
+		return rep, err
+	}
 	if err := removeHoldPolicy(ctx, c, opts.Prefix); err != nil {
 		return rep, err
 	}
@@ -336,6 +339,38 @@ func waitHoldPolicy(ctx context.Context, c kubernetes.Interface, namespace, pref
 		case <-ctx.Done():
 			return fmt.Errorf("failed to wait for admission policy %q to be enforced: %w (last probe: %v)", holdPolicyName(prefix), context.Cause(ctx), err)
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// waitReplicaSetsSawPods waits until the ReplicaSet controller counts every
+// seeded pod in each ReplicaSet's status. Until then its cache may lack some
+// of them, and with the hold policy gone it would create the "missing" pods
+// and then delete the surplus. Under load (a CI machine building with -race)
+// TestSeedScaleOnSandbox saw 24 of 500 pods new or deleting after every
+// Deployment was available, which this explains (its logs were gone).
+func waitReplicaSetsSawPods(ctx context.Context, c kubernetes.Interface, opts ScaleOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	sel := metav1.ListOptions{LabelSelector: LabelSet + "=" + opts.Prefix}
+	for {
+		rss, err := c.AppsV1().ReplicaSets("").List(ctx, sel)
+		behind := opts.Workloads
+		if err == nil {
+			behind = opts.Workloads - len(rss.Items)
+			for _, rs := range rss.Items {
+				if rs.Status.ObservedGeneration < rs.Generation || rs.Status.Replicas != int32(opts.Pods) {
+					behind++
+				}
+			}
+		}
+		if err == nil && behind == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("failed to wait for the ReplicaSet controller to count the seeded pods (%d ReplicaSet(s) behind, last error: %v): %w; is kube-controller-manager running?", behind, err, context.Cause(ctx))
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
