@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
@@ -46,35 +47,21 @@ func primeKwokPool(ctx context.Context, out io.Writer, cs kubernetes.Interface, 
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("failed to create pod %s to prime kwok's address pool: %w", primePodName, err)
 	}
-	wait, cancel := context.WithTimeout(ctx, primeTimeout)
-	defer cancel()
-	for addressed := false; !addressed; {
-		p, err := pods.Get(wait, primePodName, metav1.GetOptions{})
-		if err == nil && p.Status.PodIP != "" {
-			addressed = true
-			continue
+	err := wait.PollUntilContextTimeout(ctx, pollEvery, primeTimeout, true, func(ctx context.Context) (bool, error) {
+		p, err := pods.Get(ctx, primePodName, metav1.GetOptions{})
+		return err == nil && p.Status.PodIP != "", nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		select {
-		case <-wait.Done():
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			fmt.Fprintf(out, "NOTE pod %s got no address from kwok within %s; pods started together may share an address\n", primePodName, primeTimeout)
-			addressed = true
-		case <-time.After(pollEvery):
-		}
+		fmt.Fprintf(out, "NOTE pod %s got no address from kwok within %s; pods started together may share an address\n", primePodName, primeTimeout)
 	}
 	if err := pods.Delete(ctx, primePodName, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to delete pod %s: %w", primePodName, err)
 	}
-	for {
-		if _, err := pods.Get(ctx, primePodName, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pollEvery):
-		}
-	}
+	return wait.PollUntilContextCancel(ctx, pollEvery, true, func(ctx context.Context) (bool, error) {
+		_, err := pods.Get(ctx, primePodName, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
 }

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"sync"
 
 	"github.com/meshroll/meshroll/internal/upgrade"
@@ -58,11 +57,4 @@ func (s *sessions) closeAll() {
 	for _, sess := range all {
 		sess.Close()
 	}
-}
-
-// sessionContext is the context a session lives in: the reconcile's
-// values (its logger) without its end, since the session outlasts the
-// reconcile that opened it; closeAll ends it with the manager.
-func sessionContext(ctx context.Context) context.Context {
-	return context.WithoutCancel(ctx)
 }

@@ -261,7 +261,9 @@ func (r *Reconciler) open(ctx context.Context, st *state) (*upgrade.Session, err
 	e.Lease = &upgrade.Lease{Kube: r.Clients.Kube, Namespace: istio.SystemNamespace, Holder: r.Identity,
 		Duration: r.leaseDuration(), Alive: upgrade.LocalAlive}
 	e.Slice = r.slice()
-	sess, err := e.Open(sessionContext(ctx), st.mu.Name)
+	// The session outlives this reconcile (it keeps the reconcile's
+	// logger, not its end); the manager's stop closes it (closeAll).
+	sess, err := e.Open(context.WithoutCancel(ctx), st.mu.Name)
 	var held *upgrade.HeldError
 	switch {
 	case errors.As(err, &held):

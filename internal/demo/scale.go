@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshroll/meshroll/internal/istio"
@@ -350,29 +351,25 @@ func waitHoldPolicy(ctx context.Context, c kubernetes.Interface, namespace, pref
 // TestSeedScaleOnSandbox saw 24 of 500 pods new or deleting after every
 // Deployment was available, which this explains (its logs were gone).
 func waitReplicaSetsSawPods(ctx context.Context, c kubernetes.Interface, opts ScaleOptions) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
 	sel := metav1.ListOptions{LabelSelector: LabelSet + "=" + opts.Prefix}
-	for {
+	behind, last := opts.Workloads, error(nil)
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 		rss, err := c.AppsV1().ReplicaSets("").List(ctx, sel)
-		behind := opts.Workloads
-		if err == nil {
-			behind = opts.Workloads - len(rss.Items)
-			for _, rs := range rss.Items {
-				if rs.Status.ObservedGeneration < rs.Generation || rs.Status.Replicas != int32(opts.Pods) {
-					behind++
-				}
+		if last = err; err != nil {
+			return false, nil
+		}
+		behind = opts.Workloads - len(rss.Items)
+		for _, rs := range rss.Items {
+			if rs.Status.ObservedGeneration < rs.Generation || rs.Status.Replicas != int32(opts.Pods) {
+				behind++
 			}
 		}
-		if err == nil && behind == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("failed to wait for the ReplicaSet controller to count the seeded pods (%d ReplicaSet(s) behind, last error: %v): %w; is kube-controller-manager running?", behind, err, context.Cause(ctx))
-		case <-time.After(250 * time.Millisecond):
-		}
+		return behind == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to wait for the ReplicaSet controller to count the seeded pods (%d ReplicaSet(s) behind, last error: %v): %w; is kube-controller-manager running?", behind, last, err)
 	}
+	return nil
 }
 
 // removeHoldPolicy deletes the policy and its binding.

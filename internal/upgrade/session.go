@@ -253,8 +253,8 @@ func (s *Session) step() (*v1alpha1.MeshUpgrade, Result, error) {
 		// the record is reread.
 		r.collect(context.WithoutCancel(ctx))
 	}
-	s.run = r
-	s.drop()
+	r.flushTick.Stop()
+	s.run = nil
 	if err != nil {
 		return r.mu, Result{}, err
 	}

@@ -76,7 +76,7 @@ func BenchmarkControllerVsCLI(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if got == nil || got.Status.Phase != v1alpha1.PhaseSucceeded {
+		if got.Status.Phase != v1alpha1.PhaseSucceeded {
 			b.Fatalf("controller-driven upgrade not Succeeded: %+v", got.Status.Counts)
 		}
 		b.Logf("1,000 workloads: CLI %s, controller %s (ratio %.2f, target ≤ 1.2; host load %s at the controller's end)", cliTook.Round(time.Millisecond),
